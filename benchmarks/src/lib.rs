@@ -1,0 +1,30 @@
+//! Benchmarks comparing the Gantry replicated store with etcd.
+//!
+//! The `store-bench` binary starts a 3-replica Gantry store and a 3-member etcd
+//! cluster (one after the other, so they never compete for the CPU), drives both
+//! through the etcd v3 gRPC API with the same client library (`etcd-client`) and
+//! reports throughput, latency percentiles and memory use side by side.
+//!
+//! Module map:
+//! - [`cli`]: command-line flags and their parsers.
+//! - [`ports`]: free loopback ports.
+//! - [`process`]: a child process that is stopped (SIGTERM, then SIGKILL) on drop.
+//! - [`cluster`]: a running 3-member cluster, readiness probing and teardown.
+//! - [`etcd`] / [`gantry`]: launchers for the two systems.
+//! - [`latency`]: latency histograms and percentiles.
+//! - [`workload`]: the load generator (puts and linearizable reads).
+//! - [`rss`]: memory figures from `/proc/<pid>/status`.
+//! - [`report`]: result types, text tables and the JSON document.
+//! - [`bench`]: the per-system benchmark sequence.
+
+pub mod bench;
+pub mod cli;
+pub mod cluster;
+pub mod etcd;
+pub mod gantry;
+pub mod latency;
+pub mod ports;
+pub mod process;
+pub mod report;
+pub mod rss;
+pub mod workload;

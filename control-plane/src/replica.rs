@@ -1,0 +1,113 @@
+//! The `gantry-control-plane` command line and the replica it runs. The flags are a contract other
+//! tools and tests rely on (see the README): `--node-id --data-dir --listen-peer --listen-client
+//! --initial-cluster`, plus optional tuning.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use raft_store::config::{parse_cluster, DEFAULT_MAX_REQUEST_BYTES};
+use raft_store::{ServeOptions, Store, StoreConfig, StoreError};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gantry-control-plane", version, about = "One replica of Gantry's control plane")]
+pub struct ReplicaArgs {
+    /// This replica's node id (a member of --initial-cluster).
+    #[arg(long)]
+    pub node_id: u64,
+    /// Directory holding this replica's data; created if missing.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Address to serve Raft peer traffic on.
+    #[arg(long)]
+    pub listen_peer: String,
+    /// Address to serve the etcd v3 client API on.
+    #[arg(long)]
+    pub listen_client: String,
+    /// Peer addresses of the initial members: `1=HOST:PORT,2=HOST:PORT,3=HOST:PORT`.
+    #[arg(long)]
+    pub initial_cluster: String,
+    /// Largest client request accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Client URLs announced to other members (default: http://<listen-client>).
+    #[arg(long, value_delimiter = ',')]
+    pub advertise_client_urls: Vec<String>,
+    /// Raft heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub heartbeat_interval_ms: u64,
+    /// Minimum Raft election timeout in milliseconds (the maximum is twice this).
+    #[arg(long, default_value_t = 600)]
+    pub election_timeout_ms: u64,
+    /// Take a Raft snapshot after this many applied entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_after_entries: u64,
+    /// Automatic compaction keeps at least this many seconds of history.
+    #[arg(long, default_value_t = 300)]
+    pub compaction_retention_secs: u64,
+    /// Automatic compaction keeps at least this many revisions.
+    #[arg(long, default_value_t = 10_000)]
+    pub compaction_min_revisions: i64,
+    /// Interval of progress notifications for watches that ask for them, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub progress_notify_interval_secs: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("cannot listen for {what} on {addr}: {source}")]
+    Listen { what: &'static str, addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ReplicaArgs {
+    /// The store configuration these flags describe.
+    pub fn store_config(&self) -> Result<StoreConfig, ReplicaError> {
+        let initial = parse_cluster(&self.initial_cluster)?;
+        let mut c = StoreConfig::new(self.node_id, &self.data_dir, initial);
+        c.max_request_bytes = self.max_request_bytes;
+        c.client_urls = if self.advertise_client_urls.is_empty() {
+            vec![format!("http://{}", self.listen_client)]
+        } else {
+            self.advertise_client_urls.clone()
+        };
+        c.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
+        c.election_timeout_min = Duration::from_millis(self.election_timeout_ms);
+        c.election_timeout_max = Duration::from_millis(self.election_timeout_ms * 2);
+        c.snapshot_after_entries = self.snapshot_after_entries;
+        c.keep_entries_after_snapshot = (self.snapshot_after_entries / 5).max(100);
+        c.compaction_retention = Duration::from_secs(self.compaction_retention_secs);
+        c.compaction_min_revisions = self.compaction_min_revisions;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, ReplicaError> {
+    TcpListener::bind(addr).await.map_err(|source| ReplicaError::Listen { what, addr: addr.to_string(), source })
+}
+
+/// Runs one replica until `shutdown` resolves.
+pub async fn run_replica(
+    args: ReplicaArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ReplicaError> {
+    let config = args.store_config()?;
+    let peer = bind("raft peers", &args.listen_peer).await?;
+    let client = bind("clients", &args.listen_client).await?;
+    tracing::info!(
+        node_id = config.node_id,
+        peer = %args.listen_peer,
+        client = %args.listen_client,
+        data_dir = %config.data_dir.display(),
+        "starting replica"
+    );
+    let store = Store::open(config).await?;
+    let options = ServeOptions { progress_notify_interval: Duration::from_secs(args.progress_notify_interval_secs) };
+    raft_store::run(store, peer, client, options, shutdown).await?;
+    tracing::info!("replica stopped");
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The MVCC key space: data model, on-disk encoding, reads and the per-command writer.
+
+pub mod encoding;
+pub mod model;
+pub mod reader;
+#[cfg(test)]
+mod tests;
+pub mod writer;

@@ -1,0 +1,5 @@
+//! Replica-to-replica traffic: the Raft transport, the peer gRPC service and leader forwarding.
+
+pub mod forward;
+pub mod peer_client;
+pub mod peer_service;

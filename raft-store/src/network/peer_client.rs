@@ -1,0 +1,178 @@
+//! The Raft transport towards one peer (openraft's `RaftNetwork`), plus the factory openraft uses to
+//! reach peers by node id. Connections are lazy tonic channels, re-resolved from the membership's
+//! address for each new target, so identity stays the node id while the address may change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::forward::{ForwardRequest, ForwardResult};
+use crate::error::StoreError;
+use crate::proto::raftpb::raft_peer_client::RaftPeerClient;
+use crate::proto::raftpb::Payload;
+use crate::types::{NodeId, TypeConfig};
+
+/// Largest peer message; snapshots are chunked well below this by openraft.
+pub const MAX_PEER_MESSAGE: usize = 64 << 20;
+
+/// Channels to peers by address, shared by Raft replication and forwarding.
+#[derive(Clone, Default)]
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl PeerChannels {
+    pub fn client(&self, addr: &str) -> Result<RaftPeerClient<Channel>, StoreError> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = match map.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                    .map_err(|e| StoreError::Config(format!("bad peer address {addr}: {e}")))?
+                    .connect_timeout(Duration::from_secs(2))
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(5))
+                    .keep_alive_timeout(Duration::from_secs(5));
+                let c = endpoint.connect_lazy();
+                map.insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(RaftPeerClient::new(channel)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+
+    /// Sends a forwarded request to the replica at `addr`.
+    pub async fn forward(
+        &self,
+        node_id: NodeId,
+        addr: &str,
+        req: &ForwardRequest,
+        timeout: Duration,
+    ) -> Result<ForwardResult, StoreError> {
+        let mut client = self.client(addr)?;
+        let data = bincode::serialize(req).map_err(|e| StoreError::Raft(e.to_string()))?;
+        let mut request = tonic::Request::new(Payload { data });
+        request.set_timeout(timeout);
+        let peer_err = |reason: String| StoreError::Peer { node_id, addr: addr.to_string(), reason };
+        let resp = client.forward(request).await.map_err(|s| {
+            if never_sent(&s) {
+                StoreError::PeerUnreachable { node_id, addr: addr.to_string(), reason: s.message().to_string() }
+            } else {
+                peer_err(s.message().to_string())
+            }
+        })?;
+        bincode::deserialize(&resp.into_inner().data).map_err(|e| peer_err(format!("bad forward response: {e}")))
+    }
+}
+
+/// True when the call failed while connecting, i.e. the peer never saw the request.
+fn never_sent(status: &tonic::Status) -> bool {
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        let text = e.to_string().to_ascii_lowercase();
+        if text.contains("connect") || text.contains("connection refused") {
+            return true;
+        }
+        source = e.source();
+    }
+    let msg = status.message().to_ascii_lowercase();
+    msg.contains("tcp connect error") || msg.contains("connection refused")
+}
+
+pub struct NetworkFactory {
+    pub channels: PeerChannels,
+}
+
+pub struct PeerConnection {
+    target: NodeId,
+    addr: String,
+    channels: PeerChannels,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        PeerConnection { target, addr: node.addr.clone(), channels: self.channels.clone() }
+    }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(&mut self, method: &'static str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let data = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut client = self.channels.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut request = tonic::Request::new(Payload { data });
+        request.set_timeout(option.hard_ttl());
+        let resp = match method {
+            "append" => client.append_entries(request).await,
+            "vote" => client.vote(request).await,
+            _ => client.install_snapshot(request).await,
+        };
+        let payload = match resp {
+            Ok(r) => r.into_inner().data,
+            Err(status) => {
+                let err = AnyError::error(format!("{} to node {} at {}: {}", method, self.target, self.addr, status));
+                return Err(match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::Unknown => RPCError::Unreachable(Unreachable::new(&err)),
+                    _ => RPCError::Network(NetworkError::new(&err)),
+                });
+            }
+        };
+        let result: Result<Resp, E> =
+            bincode::deserialize(&payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.call("append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call("snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call("vote", &rpc, &option).await
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

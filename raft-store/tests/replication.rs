@@ -1,0 +1,143 @@
+//! In-process 3-replica tests: election, replication, writes and linearizable reads through every
+//! replica, watch order across a leader change, learner add / promote / voter removal.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, TestCluster};
+use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, WatchOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn elects_one_leader_and_replicates_through_every_replica() {
+    let cluster = TestCluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    assert!((1..=3).contains(&leader));
+
+    // Writes through every replica (followers forward to the leader) ...
+    for id in 1..=3u64 {
+        let mut c = client(&cluster.endpoint(id)).await;
+        for i in 0..10 {
+            let resp = c.put(format!("k/{id}/{i}"), format!("v{i}"), None).await.expect("put");
+            assert!(resp.header().expect("header").revision() > 0);
+        }
+    }
+    // ... and linearizable reads through every replica see all of them immediately.
+    for id in 1..=3u64 {
+        let mut c = client(&cluster.endpoint(id)).await;
+        let r = c.get("k/", Some(GetOptions::new().with_prefix())).await.expect("get");
+        assert_eq!(r.count(), 30, "replica {id} sees every write");
+        assert_eq!(r.header().expect("header").revision(), 31, "30 writes after the initial revision 1");
+    }
+    // Read-your-write on a follower right after a write through another follower.
+    let followers: Vec<u64> = (1..=3).filter(|i| *i != leader).collect();
+    let mut a = client(&cluster.endpoint(followers[0])).await;
+    let mut b = client(&cluster.endpoint(followers[1])).await;
+    for i in 0..20 {
+        a.put("ryw", format!("{i}"), None).await.expect("put");
+        let got = b.get("ryw", None).await.expect("get");
+        assert_eq!(got.kvs()[0].value_str().expect("utf8"), format!("{i}"), "stale linearizable read");
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compare_and_swap_and_history() {
+    let cluster = TestCluster::start(3, |_| {}).await;
+    cluster.leader().await;
+    let mut c = client(&cluster.endpoint(2)).await;
+    let r1 = c.put("cas", "a", None).await.expect("put").header().expect("h").revision();
+    let txn = Txn::new()
+        .when([Compare::mod_revision("cas", CompareOp::Equal, r1)])
+        .and_then([TxnOp::put("cas", "b", None)])
+        .or_else([TxnOp::get("cas", None)]);
+    assert!(c.txn(txn.clone()).await.expect("txn").succeeded(), "first CAS wins");
+    let second = c.txn(txn).await.expect("txn");
+    assert!(!second.succeeded(), "second CAS from the same revision loses");
+    // The old value is still readable at its revision.
+    let old = c.get("cas", Some(GetOptions::new().with_revision(r1))).await.expect("get at rev");
+    assert_eq!(old.kvs()[0].value(), b"a");
+    let now = c.get("cas", None).await.expect("get");
+    assert_eq!(now.kvs()[0].value(), b"b");
+    assert_eq!(now.kvs()[0].version(), 2);
+    assert_eq!(now.kvs()[0].create_revision(), r1);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_stays_ordered_and_gap_free_across_a_leader_change() {
+    let mut cluster = TestCluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    let watch_on = (1..=3).find(|i| *i != leader).expect("a follower");
+    let mut w = client(&cluster.endpoint(watch_on)).await;
+    let mut stream =
+        w.watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(1))).await.expect("watch");
+
+    let writer_on = (1..=3).find(|i| *i != leader && *i != watch_on).expect("another follower");
+    let mut c = client(&cluster.endpoint(writer_on)).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(c.put(format!("w/{i}"), "x", None).await.expect("put").header().expect("h").revision());
+    }
+    let old = cluster.stop(leader).await;
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, leader);
+    for i in 20..40 {
+        acked.push(
+            c.put(format!("w/{i}"), "x", None).await.expect("put after failover").header().expect("h").revision(),
+        );
+    }
+    cluster.restart(old).await;
+    for i in 40..50 {
+        acked.push(c.put(format!("w/{i}"), "x", None).await.expect("put").header().expect("h").revision());
+    }
+
+    let mut seen = Vec::new();
+    let last = *acked.last().expect("acked");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while seen.last().copied().unwrap_or(0) < last {
+            let resp = stream.message().await.expect("watch stream").expect("watch open");
+            for e in resp.events() {
+                seen.push(e.kv().expect("kv").mod_revision());
+            }
+        }
+    })
+    .await
+    .expect("watcher caught up");
+    assert_eq!(seen, acked, "every acknowledged revision exactly once, in order");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn learner_is_added_promoted_and_a_voter_removed() {
+    let mut cluster = TestCluster::start(3, |_| {}).await;
+    let leader = cluster.leader().await;
+    let mut c = client(&cluster.endpoint(leader)).await;
+    for i in 0..50 {
+        c.put(format!("m/{i}"), "v", None).await.expect("put");
+    }
+    let addr = cluster.launch_joiner(4).await;
+    cluster.store(leader).add_learner(4, addr).await.expect("add learner");
+    let members = cluster.store(leader).members().expect("members");
+    assert!(members.iter().any(|m| m.id == 4 && m.is_learner), "{members:?}");
+    cluster.store(leader).promote(4).await.expect("promote");
+    let members = cluster.store(leader).members().expect("members");
+    assert_eq!(members.iter().filter(|m| !m.is_learner).count(), 4, "{members:?}");
+
+    // The new voter serves linearizable reads with everything written before it joined.
+    let mut c4 = client(&cluster.endpoint(4)).await;
+    let r = c4.get("m/", Some(GetOptions::new().with_prefix().with_count_only())).await.expect("get");
+    assert_eq!(r.count(), 50);
+
+    // Remove a voter that is not the leader; the rest keep working.
+    let victim = (1..=3).find(|i| *i != leader).expect("follower");
+    cluster.store(leader).remove_member(victim).await.expect("remove");
+    let members = cluster.store(leader).members().expect("members");
+    assert!(!members.iter().any(|m| m.id == victim), "{members:?}");
+    assert_eq!(members.len(), 3);
+    cluster.stop(victim).await;
+    c4.put("after-removal", "ok", None).await.expect("write after removal");
+    let got = c.get("after-removal", None).await.expect("get");
+    assert_eq!(got.kvs()[0].value(), b"ok");
+    cluster.shutdown().await;
+}

@@ -1,0 +1,219 @@
+//! `cargo xtask test`: install missing prerequisites, build the binaries, run the whole test suite.
+//!
+//! 1. Prerequisites (Debian packages, checked with `dpkg-query`, so a rerun is a no-op):
+//!    - needed now: `protobuf-compiler`, `clang`, `libclang-dev` (to build the gRPC bindings and
+//!      RocksDB) and `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
+//!      etcdctl talks to our etcd-compatible API);
+//!    - needed by later work (the node agent and its tests), cheap to install now: `containerd`, `runc`,
+//!      `containernetworking-plugins`, `umoci`, `busybox-static`.
+//!
+//!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
+//!    Otherwise the command prints what to install and fails when a package needed now is missing
+//!    (a missing later package is only a warning).
+//! 2. `cargo build --workspace --bins --tests`, so process-level tests find `gantry-control-plane` (and the
+//!    other binaries) in the target directory; `GANTRY_BIN_DIR` is set to that directory unless already
+//!    set.
+//! 3. `cargo nextest run --workspace --no-fail-fast [ARGS...]` (or `cargo test --workspace
+//!    --no-fail-fast [ARGS...]` when cargo-nextest is not installed); its exit code is this command's.
+
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{bail, Result};
+
+use crate::util::{self, step, warn, Workspace};
+
+/// Debian packages the build and the current tests need.
+const REQUIRED: &[&str] = &[
+    "protobuf-compiler",
+    "clang",
+    "libclang-dev",
+    "etcd-server",
+    "etcd-client",
+];
+
+/// Debian packages that later work needs (real container runtime tests); installed when possible.
+const LATER: &[&str] = &[
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "umoci",
+    "busybox-static",
+];
+
+/// Commands that the required packages provide, checked when `dpkg-query` is not available.
+const REQUIRED_COMMANDS: &[(&str, &str)] = &[
+    ("protoc", "protobuf-compiler"),
+    ("clang", "clang"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+];
+
+/// Directory of the `gantry-control-plane` binary for process-level tests (read by the `tests` crate).
+const BIN_DIR_ENV: &str = "GANTRY_BIN_DIR";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Do not check or install prerequisites.
+    #[arg(long)]
+    no_install: bool,
+    /// Extra arguments for the test runner (`cargo nextest run`, or `cargo test`), after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    runner_args: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    if args.no_install {
+        step("skipping prerequisites (--no-install)");
+    } else {
+        prerequisites()?;
+    }
+
+    let ws = Workspace::locate()?;
+    step(format!(
+        "building the workspace binaries (target dir {})",
+        ws.target_dir.display()
+    ));
+    let mut build = util::cargo();
+    build
+        .current_dir(&ws.root)
+        // `--tests` activates dev-dependencies exactly as the test run will, so features unify the same
+        // way and nothing (RocksDB above all) is compiled twice.
+        .args(["build", "--workspace", "--bins", "--tests"]);
+    util::run_ok(&mut build)?;
+
+    let mut test = util::cargo();
+    test.current_dir(&ws.root);
+    // Point the process-level tests at the binaries just built (the tests crate honours this variable;
+    // without it, it searches next to the test executables).
+    if std::env::var_os(BIN_DIR_ENV).is_none() {
+        test.env(BIN_DIR_ENV, ws.target_dir.join("debug"));
+    }
+    if have_nextest() {
+        step("running the test suite with cargo-nextest");
+        test.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        warn("cargo-nextest is not installed; falling back to `cargo test`");
+        step("running the test suite with cargo test");
+        test.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    test.args(&args.runner_args);
+    let status = util::run(&mut test)?;
+    if status.success() {
+        step("all tests passed");
+    } else {
+        step(format!("tests failed ({status})"));
+    }
+    Ok(util::exit_code(status))
+}
+
+/// True when `cargo nextest` works.
+fn have_nextest() -> bool {
+    util::cargo()
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Checks the Debian packages and installs the missing ones when possible.
+fn prerequisites() -> Result<()> {
+    step("checking prerequisites");
+    if !util::have_command("dpkg-query") {
+        let missing: Vec<&str> = REQUIRED_COMMANDS
+            .iter()
+            .filter(|(cmd, _)| !util::have_command(cmd))
+            .map(|(cmd, _)| *cmd)
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "not a Debian system (no dpkg-query) and these commands are missing: {}; install \
+                 them (Debian packages: {})",
+                missing.join(", "),
+                REQUIRED.join(" ")
+            );
+        }
+        warn(
+            "not a Debian system (no dpkg-query); found the needed commands, not checking packages",
+        );
+        return Ok(());
+    }
+
+    let missing_required = missing_packages(REQUIRED);
+    let missing_later = missing_packages(LATER);
+    if missing_required.is_empty() && missing_later.is_empty() {
+        util::say("all prerequisites are installed");
+        return Ok(());
+    }
+
+    if !util::is_root() || !util::have_command("apt-get") {
+        let all: Vec<&str> = missing_required
+            .iter()
+            .chain(missing_later.iter())
+            .copied()
+            .collect();
+        let hint = format!(
+            "missing Debian packages: {}. Install them with:\n    sudo apt-get update && sudo apt-get install -y {}",
+            all.join(" "),
+            all.join(" ")
+        );
+        if missing_required.is_empty() {
+            warn(format!(
+                "{hint}\n(not needed by the current tests; continuing)"
+            ));
+            return Ok(());
+        }
+        bail!("{hint}");
+    }
+
+    run_apt(&["update"])?;
+    if !missing_required.is_empty() {
+        step(format!("installing {}", missing_required.join(" ")));
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&missing_required);
+        run_apt(&args)?;
+    }
+    if !missing_later.is_empty() {
+        step(format!(
+            "installing {} (for later tests)",
+            missing_later.join(" ")
+        ));
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&missing_later);
+        if let Err(err) = run_apt(&args) {
+            warn(format!(
+                "{err:#}; continuing, the current tests do not need these packages"
+            ));
+        }
+    }
+    let still = missing_packages(REQUIRED);
+    if !still.is_empty() {
+        bail!("still missing after apt-get install: {}", still.join(" "));
+    }
+    Ok(())
+}
+
+/// The packages of `pkgs` that `dpkg-query` does not report as installed.
+fn missing_packages<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
+    pkgs.iter()
+        .copied()
+        .filter(|pkg| {
+            let out = Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", pkg])
+                .stderr(Stdio::null())
+                .output();
+            !matches!(out, Ok(o) if o.status.success()
+                && String::from_utf8_lossy(&o.stdout).trim() == "install ok installed")
+        })
+        .collect()
+}
+
+/// Runs `apt-get ARGS` non-interactively.
+fn run_apt(args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("apt-get");
+    cmd.args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null());
+    util::run_ok(&mut cmd)
+}
