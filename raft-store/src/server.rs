@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::error::StoreError;
@@ -37,6 +37,12 @@ impl Default for ServeOptions {
     }
 }
 
+/// Accepted connections with Nagle's algorithm off: HTTP/2 writes headers, data and trailers separately,
+/// and with Nagle on, a response can sit behind a 40 ms delayed ACK.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves the peer and client APIs of `store` until `shutdown` resolves, then shuts the store down.
 pub async fn run(
     store: Store,
@@ -64,7 +70,7 @@ pub async fn run(
                 .max_decoding_message_size(MAX_PEER_MESSAGE)
                 .max_encoding_message_size(MAX_PEER_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming(peer_listener), stopped(stop_rx.clone()));
 
     let limit = store.config().max_request_bytes + GRPC_OVERHEAD;
     let client = Server::builder()
@@ -77,7 +83,7 @@ pub async fn run(
         .add_service(LeaseServer::new(LeaseService::new(store.clone())).max_decoding_message_size(limit))
         .add_service(ClusterServer::new(ClusterService::new(store.clone())).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(MaintenanceService::new(store.clone())).max_decoding_message_size(limit))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(client_listener), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(incoming(client_listener), stopped(stop_rx.clone()));
 
     let drained = async { tokio::join!(peer, client) };
     tokio::pin!(drained);

@@ -114,7 +114,10 @@ async fn snapshot_past_compaction_ends_watch_with_compacted_error() {
                 return resp;
             }
             let revs: Vec<i64> = resp.events().iter().filter_map(|e| e.kv().map(|kv| kv.mod_revision())).collect();
-            assert!(revs.is_empty(), "no events may be delivered across the gap (first {first}, last {last}): got {revs:?}");
+            assert!(
+                revs.is_empty(),
+                "no events may be delivered across the gap (first {first}, last {last}): got {revs:?}"
+            );
         }
     })
     .await
@@ -122,8 +125,7 @@ async fn snapshot_past_compaction_ends_watch_with_compacted_error() {
     assert_eq!(resp.compact_revision(), last - 5);
 
     // Starting a watch below the compact revision fails the same way.
-    let mut s2 =
-        w.watch("c/", Some(WatchOptions::new().with_prefix().with_start_revision(2))).await.expect("watch");
+    let mut s2 = w.watch("c/", Some(WatchOptions::new().with_prefix().with_start_revision(2))).await.expect("watch");
     let mut ended = None;
     while ended.is_none() {
         let r = s2.message().await.expect("stream").expect("open");

@@ -72,11 +72,7 @@ pub struct Cluster {
 impl Cluster {
     /// Client endpoints, comma-separated, in the form `etcdctl --endpoints` takes.
     pub fn endpoints(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| n.client_addr.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
+        self.nodes.iter().map(|n| n.client_addr.as_str()).collect::<Vec<_>>().join(",")
     }
 }
 
@@ -91,10 +87,7 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(workspace_root: &Path) -> Self {
-        Self {
-            root: workspace_root.to_path_buf(),
-            dir: workspace_root.join(".gantry"),
-        }
+        Self { root: workspace_root.to_path_buf(), dir: workspace_root.join(".gantry") }
     }
 
     pub fn cluster_file(&self) -> PathBuf {
@@ -126,9 +119,9 @@ impl Paths {
 /// Reads a JSON file; `Ok(None)` when it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .with_context(|| format!("cannot parse {}", path.display())),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).with_context(|| format!("cannot parse {}", path.display()))
+        }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -154,17 +147,10 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
             cluster.nodes.len()
         ),
         String::new(),
-        format!(
-            "  {:<5} {:<8} {:<21} {:<21} log",
-            "node", "pid", "client", "peer"
-        ),
+        format!("  {:<5} {:<8} {:<21} {:<21} log", "node", "pid", "client", "peer"),
     ];
     for n in &cluster.nodes {
-        let mark = if leader == Some(n.id) {
-            " (leader)"
-        } else {
-            ""
-        };
+        let mark = if leader == Some(n.id) { " (leader)" } else { "" };
         lines.push(format!(
             "  {:<5} {:<8} {:<21} {:<21} {}{mark}",
             n.id,
@@ -191,8 +177,7 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
             .to_owned(),
         String::new(),
         format!("Logs: {gantry_dir}/node-N/replica.log    Data: {gantry_dir}/node-N/data"),
-        "Stop: cargo xtask down    (cargo xtask down --purge also deletes .gantry/ and all data)"
-            .to_owned(),
+        "Stop: cargo xtask down    (cargo xtask down --purge also deletes .gantry/ and all data)".to_owned(),
     ]);
     util::say(lines.join("\n"));
 }

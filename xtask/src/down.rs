@@ -29,10 +29,7 @@ pub fn run(args: Args) -> Result<()> {
     let paths = Paths::new(&ws.root);
 
     match cluster::read_json::<Cluster>(&paths.cluster_file())? {
-        None => step(format!(
-            "no local cluster is recorded ({} does not exist)",
-            paths.show(&paths.cluster_file())
-        )),
+        None => step(format!("no local cluster is recorded ({} does not exist)", paths.show(&paths.cluster_file()))),
         Some(c) => {
             let running: Vec<_> = c.nodes.iter().filter(|n| n.is_running()).collect();
             for n in &c.nodes {
@@ -41,10 +38,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
             for n in &running {
-                step(format!(
-                    "stopping node {} (pid {}) with SIGTERM",
-                    n.id, n.pid
-                ));
+                step(format!("stopping node {} (pid {}) with SIGTERM", n.id, n.pid));
                 if let Err(err) = util::signal(n.pid, "TERM") {
                     warn(format!("{err:#}"));
                 }
@@ -52,10 +46,7 @@ pub fn run(args: Args) -> Result<()> {
             let pids: Vec<u32> = running.iter().map(|n| n.pid).collect();
             let stragglers = util::wait_for_exit(&pids, GRACE);
             for pid in &stragglers {
-                warn(format!(
-                    "pid {pid} still running {} s after SIGTERM; sending SIGKILL",
-                    GRACE.as_secs()
-                ));
+                warn(format!("pid {pid} still running {} s after SIGTERM; sending SIGKILL", GRACE.as_secs()));
                 if let Err(err) = util::signal(*pid, "KILL") {
                     warn(format!("{err:#}"));
                 }
@@ -68,18 +59,14 @@ pub fn run(args: Args) -> Result<()> {
             );
             fs::remove_file(paths.cluster_file())
                 .with_context(|| format!("cannot remove {}", paths.cluster_file().display()))?;
-            step(format!(
-                "the local cluster is down ({} replicas stopped)",
-                running.len()
-            ));
+            step(format!("the local cluster is down ({} replicas stopped)", running.len()));
         }
     }
 
     if args.purge {
         if paths.dir.exists() {
             step(format!("deleting {}", paths.show(&paths.dir)));
-            fs::remove_dir_all(&paths.dir)
-                .with_context(|| format!("cannot delete {}", paths.dir.display()))?;
+            fs::remove_dir_all(&paths.dir).with_context(|| format!("cannot delete {}", paths.dir.display()))?;
         } else {
             step(format!("{} does not exist", paths.show(&paths.dir)));
         }

@@ -23,30 +23,14 @@ use anyhow::{bail, Result};
 use crate::util::{self, step, warn, Workspace};
 
 /// Debian packages the build and the current tests need.
-const REQUIRED: &[&str] = &[
-    "protobuf-compiler",
-    "clang",
-    "libclang-dev",
-    "etcd-server",
-    "etcd-client",
-];
+const REQUIRED: &[&str] = &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client"];
 
 /// Debian packages that later work needs (real container runtime tests); installed when possible.
-const LATER: &[&str] = &[
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
-    "umoci",
-    "busybox-static",
-];
+const LATER: &[&str] = &["containerd", "runc", "containernetworking-plugins", "umoci", "busybox-static"];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
-const REQUIRED_COMMANDS: &[(&str, &str)] = &[
-    ("protoc", "protobuf-compiler"),
-    ("clang", "clang"),
-    ("etcd", "etcd-server"),
-    ("etcdctl", "etcd-client"),
-];
+const REQUIRED_COMMANDS: &[(&str, &str)] =
+    &[("protoc", "protobuf-compiler"), ("clang", "clang"), ("etcd", "etcd-server"), ("etcdctl", "etcd-client")];
 
 /// Directory of the `gantry-control-plane` binary for process-level tests (read by the `tests` crate).
 const BIN_DIR_ENV: &str = "GANTRY_BIN_DIR";
@@ -69,10 +53,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 
     let ws = Workspace::locate()?;
-    step(format!(
-        "building the workspace binaries (target dir {})",
-        ws.target_dir.display()
-    ));
+    step(format!("building the workspace binaries (target dir {})", ws.target_dir.display()));
     let mut build = util::cargo();
     build
         .current_dir(&ws.root)
@@ -121,11 +102,8 @@ fn have_nextest() -> bool {
 fn prerequisites() -> Result<()> {
     step("checking prerequisites");
     if !util::have_command("dpkg-query") {
-        let missing: Vec<&str> = REQUIRED_COMMANDS
-            .iter()
-            .filter(|(cmd, _)| !util::have_command(cmd))
-            .map(|(cmd, _)| *cmd)
-            .collect();
+        let missing: Vec<&str> =
+            REQUIRED_COMMANDS.iter().filter(|(cmd, _)| !util::have_command(cmd)).map(|(cmd, _)| *cmd).collect();
         if !missing.is_empty() {
             bail!(
                 "not a Debian system (no dpkg-query) and these commands are missing: {}; install \
@@ -134,9 +112,7 @@ fn prerequisites() -> Result<()> {
                 REQUIRED.join(" ")
             );
         }
-        warn(
-            "not a Debian system (no dpkg-query); found the needed commands, not checking packages",
-        );
+        warn("not a Debian system (no dpkg-query); found the needed commands, not checking packages");
         return Ok(());
     }
 
@@ -148,20 +124,14 @@ fn prerequisites() -> Result<()> {
     }
 
     if !util::is_root() || !util::have_command("apt-get") {
-        let all: Vec<&str> = missing_required
-            .iter()
-            .chain(missing_later.iter())
-            .copied()
-            .collect();
+        let all: Vec<&str> = missing_required.iter().chain(missing_later.iter()).copied().collect();
         let hint = format!(
             "missing Debian packages: {}. Install them with:\n    sudo apt-get update && sudo apt-get install -y {}",
             all.join(" "),
             all.join(" ")
         );
         if missing_required.is_empty() {
-            warn(format!(
-                "{hint}\n(not needed by the current tests; continuing)"
-            ));
+            warn(format!("{hint}\n(not needed by the current tests; continuing)"));
             return Ok(());
         }
         bail!("{hint}");
@@ -175,16 +145,11 @@ fn prerequisites() -> Result<()> {
         run_apt(&args)?;
     }
     if !missing_later.is_empty() {
-        step(format!(
-            "installing {} (for later tests)",
-            missing_later.join(" ")
-        ));
+        step(format!("installing {} (for later tests)", missing_later.join(" ")));
         let mut args = vec!["install", "-y", "--no-install-recommends"];
         args.extend(&missing_later);
         if let Err(err) = run_apt(&args) {
-            warn(format!(
-                "{err:#}; continuing, the current tests do not need these packages"
-            ));
+            warn(format!("{err:#}; continuing, the current tests do not need these packages"));
         }
     }
     let still = missing_packages(REQUIRED);
@@ -199,10 +164,7 @@ fn missing_packages<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
     pkgs.iter()
         .copied()
         .filter(|pkg| {
-            let out = Command::new("dpkg-query")
-                .args(["-W", "-f=${Status}", pkg])
-                .stderr(Stdio::null())
-                .output();
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]).stderr(Stdio::null()).output();
             !matches!(out, Ok(o) if o.status.success()
                 && String::from_utf8_lossy(&o.stdout).trim() == "install ok installed")
         })
@@ -212,8 +174,6 @@ fn missing_packages<'a>(pkgs: &[&'a str]) -> Vec<&'a str> {
 /// Runs `apt-get ARGS` non-interactively.
 fn run_apt(args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("apt-get");
-    cmd.args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null());
+    cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").stdin(Stdio::null());
     util::run_ok(&mut cmd)
 }

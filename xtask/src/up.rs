@@ -54,10 +54,7 @@ pub fn run(args: Args) -> Result<()> {
             return Ok(());
         }
         if running > 0 {
-            step(format!(
-                "{running} of {} replicas are running; restarting the others",
-                c.nodes.len()
-            ));
+            step(format!("{running} of {} replicas are running; restarting the others", c.nodes.len()));
         }
     }
 
@@ -65,12 +62,7 @@ pub fn run(args: Args) -> Result<()> {
     let layout = layout(&paths, existing.as_ref())?;
 
     // Check every address we are about to listen on before starting anything.
-    let keep: Vec<Node> = existing
-        .iter()
-        .flat_map(|c| c.nodes.iter())
-        .filter(|n| n.is_running())
-        .cloned()
-        .collect();
+    let keep: Vec<Node> = existing.iter().flat_map(|c| c.nodes.iter()).filter(|n| n.is_running()).cloned().collect();
     for addrs in &layout.nodes {
         if keep.iter().any(|n| n.id == addrs.id) {
             continue;
@@ -85,20 +77,12 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
-    fs::create_dir_all(&paths.dir)
-        .with_context(|| format!("cannot create {}", paths.dir.display()))?;
+    fs::create_dir_all(&paths.dir).with_context(|| format!("cannot create {}", paths.dir.display()))?;
     cluster::write_json(&paths.layout_file(), &layout)?;
 
-    let mut cluster = Cluster {
-        binary: binary.clone(),
-        nodes: Vec::new(),
-    };
-    let initial_cluster = layout
-        .nodes
-        .iter()
-        .map(|n| format!("{}={}", n.id, n.peer_addr))
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut cluster = Cluster { binary: binary.clone(), nodes: Vec::new() };
+    let initial_cluster =
+        layout.nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
     let mut children: Vec<(u64, Child)> = Vec::new();
     for addrs in &layout.nodes {
         if let Some(node) = keep.iter().find(|n| n.id == addrs.id) {
@@ -118,16 +102,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     cluster::write_json(&paths.cluster_file(), &cluster)?;
 
-    step(format!(
-        "waiting (up to {} s) for the replicas to elect a leader",
-        args.timeout
-    ));
-    match wait_ready(
-        &cluster,
-        &paths,
-        &mut children,
-        Duration::from_secs(args.timeout),
-    ) {
+    step(format!("waiting (up to {} s) for the replicas to elect a leader", args.timeout));
+    match wait_ready(&cluster, &paths, &mut children, Duration::from_secs(args.timeout)) {
         Ok(leader) => {
             cluster::print_usage(&cluster, &paths, leader);
             Ok(())
@@ -146,9 +122,7 @@ pub fn run(args: Args) -> Result<()> {
 fn replica_binary(ws: &Workspace, release: bool) -> Result<PathBuf> {
     if let Some(bin) = std::env::var_os(BIN_ENV) {
         let bin = PathBuf::from(bin);
-        let bin = bin
-            .canonicalize()
-            .with_context(|| format!("{BIN_ENV}={} does not exist", bin.display()))?;
+        let bin = bin.canonicalize().with_context(|| format!("{BIN_ENV}={} does not exist", bin.display()))?;
         step(format!("using {BIN_ENV}={}", bin.display()));
         return Ok(bin);
     }
@@ -160,11 +134,7 @@ fn replica_binary(ws: &Workspace, release: bool) -> Result<PathBuf> {
     }
     util::run_ok(&mut cmd)?;
     let bin = ws.binary(if release { "release" } else { "debug" }, BIN_NAME);
-    ensure!(
-        bin.is_file(),
-        "cargo built {BIN_NAME} but {} does not exist",
-        bin.display()
-    );
+    ensure!(bin.is_file(), "cargo built {BIN_NAME} but {} does not exist", bin.display());
     Ok(bin)
 }
 
@@ -175,11 +145,7 @@ fn layout(paths: &Paths, existing: Option<&Cluster>) -> Result<Layout> {
             nodes: c
                 .nodes
                 .iter()
-                .map(|n| NodeAddrs {
-                    id: n.id,
-                    peer_addr: n.peer_addr.clone(),
-                    client_addr: n.client_addr.clone(),
-                })
+                .map(|n| NodeAddrs { id: n.id, peer_addr: n.peer_addr.clone(), client_addr: n.client_addr.clone() })
                 .collect(),
         }
     } else if let Some(layout) = cluster::read_json::<Layout>(&paths.layout_file())? {
@@ -187,9 +153,7 @@ fn layout(paths: &Paths, existing: Option<&Cluster>) -> Result<Layout> {
     } else {
         for id in 1..=REPLICAS {
             let data = paths.data_dir(id);
-            let has_data = fs::read_dir(&data)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false);
+            let has_data = fs::read_dir(&data).map(|mut d| d.next().is_some()).unwrap_or(false);
             ensure!(
                 !has_data,
                 "{} holds data but {} is missing, so its peer addresses are unknown; run \
@@ -220,18 +184,12 @@ fn layout(paths: &Paths, existing: Option<&Cluster>) -> Result<Layout> {
 }
 
 /// Starts one replica as a detached process with its output appended to its log.
-fn start_replica(
-    binary: &PathBuf,
-    paths: &Paths,
-    addrs: &NodeAddrs,
-    initial_cluster: &str,
-) -> Result<(Node, Child)> {
+fn start_replica(binary: &PathBuf, paths: &Paths, addrs: &NodeAddrs, initial_cluster: &str) -> Result<(Node, Child)> {
     let id = addrs.id;
     let node_dir = paths.node_dir(id);
     let data_dir = paths.data_dir(id);
     let log_path = paths.log(id);
-    fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
 
     let mut cmd = Command::new(binary);
     cmd.arg("--node-id")
@@ -250,14 +208,8 @@ fn start_replica(
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    writeln!(
-        log,
-        "==== cargo xtask up: starting node {id} (unix time {now}): {cmd:?}"
-    )?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    writeln!(log, "==== cargo xtask up: starting node {id} (unix time {now}): {cmd:?}")?;
 
     cmd.current_dir(&node_dir)
         .stdin(Stdio::null())
@@ -265,9 +217,7 @@ fn start_replica(
         .stderr(log)
         // Own process group: Ctrl-C in the terminal that ran `cargo xtask up` does not reach it.
         .process_group(0);
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let child = cmd.spawn().with_context(|| format!("cannot start {}", binary.display()))?;
     let node = Node {
         id,
         pid: child.id(),
@@ -295,19 +245,12 @@ fn wait_ready(
         for (id, child) in children.iter_mut() {
             if let Some(status) = child.try_wait()? {
                 let log = paths.log(*id);
-                util::say_err(format!(
-                    "---- last lines of {} ----\n{}\n----",
-                    paths.show(&log),
-                    util::tail(&log, 40)
-                ));
+                util::say_err(format!("---- last lines of {} ----\n{}\n----", paths.show(&log), util::tail(&log, 40)));
                 bail!("node {id} exited during start-up ({status}); see its log above");
             }
         }
         if !listening {
-            listening = cluster
-                .nodes
-                .iter()
-                .all(|n| util::accepts_tcp(&n.client_addr));
+            listening = cluster.nodes.iter().all(|n| util::accepts_tcp(&n.client_addr));
             if listening {
                 step("all client ports accept connections");
                 if !etcdctl {
@@ -325,10 +268,7 @@ fn wait_ready(
                     step(format!(
                         "all replicas report leader {:x}{}",
                         status.leader_member,
-                        status
-                            .leader_node
-                            .map(|n| format!(" (node {n})"))
-                            .unwrap_or_default()
+                        status.leader_node.map(|n| format!(" (node {n})")).unwrap_or_default()
                     ));
                     return Ok(status.leader_node);
                 }
@@ -343,10 +283,7 @@ fn wait_ready(
                     util::tail(&n.log, 20)
                 ));
             }
-            bail!(
-                "the cluster was not ready after {} s: {last_problem}",
-                timeout.as_secs()
-            );
+            bail!("the cluster was not ready after {} s: {last_problem}", timeout.as_secs());
         }
         thread::sleep(Duration::from_millis(500));
     }
@@ -367,23 +304,13 @@ fn leader_status(cluster: &Cluster) -> Result<LeaderStatus, String> {
     let out = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", cluster.endpoints()))
-        .args([
-            "--dial-timeout=1s",
-            "--command-timeout=2s",
-            "endpoint",
-            "status",
-            "-w",
-            "json",
-        ])
+        .args(["--dial-timeout=1s", "--command-timeout=2s", "endpoint", "status", "-w", "json"])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run etcdctl: {e}"))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "etcdctl endpoint status failed: {}",
-            stderr.lines().last().unwrap_or("").trim()
-        ));
+        return Err(format!("etcdctl endpoint status failed: {}", stderr.lines().last().unwrap_or("").trim()));
     }
     parse_leader(&out.stdout, cluster)
 }
@@ -393,20 +320,11 @@ fn leader_status(cluster: &Cluster) -> Result<LeaderStatus, String> {
 fn parse_leader(json: &[u8], cluster: &Cluster) -> Result<LeaderStatus, String> {
     let statuses: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| format!("cannot parse etcdctl output: {e}"))?;
-    let statuses = statuses
-        .as_array()
-        .ok_or("etcdctl output is not a JSON array")?;
+    let statuses = statuses.as_array().ok_or("etcdctl output is not a JSON array")?;
     if statuses.len() != cluster.nodes.len() {
-        return Err(format!(
-            "{} of {} replicas answered",
-            statuses.len(),
-            cluster.nodes.len()
-        ));
+        return Err(format!("{} of {} replicas answered", statuses.len(), cluster.nodes.len()));
     }
-    let leaders: Vec<u64> = statuses
-        .iter()
-        .map(|s| s["Status"]["leader"].as_u64().unwrap_or(0))
-        .collect();
+    let leaders: Vec<u64> = statuses.iter().map(|s| s["Status"]["leader"].as_u64().unwrap_or(0)).collect();
     let leader = leaders.first().copied().unwrap_or(0);
     if leader == 0 || leaders.iter().any(|l| *l != leader) {
         return Err(format!("no agreed leader yet (reported: {leaders:?})"));
@@ -416,17 +334,9 @@ fn parse_leader(json: &[u8], cluster: &Cluster) -> Result<LeaderStatus, String> 
         .iter()
         .find(|s| s["Status"]["header"]["member_id"].as_u64() == Some(leader))
         .and_then(|s| s["Endpoint"].as_str())
-        .and_then(|endpoint| {
-            cluster
-                .nodes
-                .iter()
-                .find(|n| endpoint.ends_with(&n.client_addr))
-        })
+        .and_then(|endpoint| cluster.nodes.iter().find(|n| endpoint.ends_with(&n.client_addr)))
         .map(|n| n.id);
-    Ok(LeaderStatus {
-        leader_member: leader,
-        leader_node,
-    })
+    Ok(LeaderStatus { leader_member: leader, leader_node })
 }
 
 /// Stops replicas started by this run: SIGTERM, up to 10 s, then SIGKILL.
@@ -513,11 +423,7 @@ mod tests {
             status("127.0.0.1:3003", 3, 1)
         );
         assert!(parse_leader(split.as_bytes(), &c).is_err());
-        let two = format!(
-            "[{},{}]",
-            status("127.0.0.1:3001", 1, 1),
-            status("127.0.0.1:3002", 2, 1)
-        );
+        let two = format!("[{},{}]", status("127.0.0.1:3001", 1, 1), status("127.0.0.1:3002", 2, 1));
         assert!(parse_leader(two.as_bytes(), &c).is_err());
         assert!(parse_leader(b"not json", &c).is_err());
     }

@@ -48,8 +48,7 @@ fn display(cmd: &Command) -> String {
 /// Runs a command with inherited stdio after echoing it; returns its exit status.
 pub fn run(cmd: &mut Command) -> Result<ExitStatus> {
     say(format!("$ {}", display(cmd)));
-    cmd.status()
-        .with_context(|| format!("failed to start `{}`", display(cmd)))
+    cmd.status().with_context(|| format!("failed to start `{}`", display(cmd)))
 }
 
 /// Runs a command (see [`run`]) and fails unless it exits successfully.
@@ -81,10 +80,7 @@ pub fn cargo() -> Command {
         let key_str = key.to_string_lossy();
         if key_str.starts_with("CARGO_PKG_")
             || key_str.starts_with("CARGO_MANIFEST_")
-            || matches!(
-                key_str.as_ref(),
-                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
-            )
+            || matches!(key_str.as_ref(), "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE")
         {
             cmd.env_remove(&key);
         }
@@ -124,10 +120,7 @@ impl Workspace {
                 .map(PathBuf::from)
                 .with_context(|| format!("`cargo metadata` output has no {name}"))
         };
-        Ok(Self {
-            root: field("workspace_root")?,
-            target_dir: field("target_directory")?,
-        })
+        Ok(Self { root: field("workspace_root")?, target_dir: field("target_directory")? })
     }
 
     /// Path of a binary built with the given profile directory (`debug` or `release`).
@@ -143,9 +136,7 @@ pub fn have_command(name: &str) -> bool {
         return false;
     };
     std::env::split_paths(&path).any(|dir| {
-        fs::metadata(dir.join(name))
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        fs::metadata(dir.join(name)).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
     })
 }
 
@@ -157,11 +148,7 @@ pub fn is_root() -> bool {
             return line.split_whitespace().nth(2) == Some("0");
         }
     }
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
 }
 
 /// Picks `n` distinct free TCP ports on 127.0.0.1 (all bound at once, then released).
@@ -170,10 +157,7 @@ pub fn free_loopback_ports(n: usize) -> Result<Vec<u16>> {
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()
         .context("cannot bind a free port on 127.0.0.1")?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// True when nothing listens on `addr` (we can bind it ourselves).
@@ -211,12 +195,7 @@ pub fn pid_alive(pid: u32) -> bool {
 /// The command line of a live process, if it can be read.
 pub fn pid_cmdline(pid: u32) -> Option<Vec<String>> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect(),
-    )
+    Some(raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
 }
 
 /// Sends a signal (`TERM`, `KILL`, ...) to a pid with the `kill` command.

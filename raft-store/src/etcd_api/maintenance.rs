@@ -74,8 +74,8 @@ impl Cluster for ClusterService {
         let Some(url) = req.peer_ur_ls.first() else {
             return Err(Status::invalid_argument("etcdserver: member add needs a peer URL"));
         };
-        // Identity is the node id: the caller names it in the URL's fragment-free form `ID@host:port`
-        // is not etcd's convention, so derive the next free id.
+        // etcd's MemberAdd request carries no id; replicas are identified by node id, so the new member
+        // gets the next free one (reported back, as etcd reports the id it assigned).
         let members = self.store.members().map_err(to_status)?;
         let id = members.iter().map(|m| m.id).max().unwrap_or(0) + 1;
         let addr = url.trim_start_matches("http://").trim_start_matches("https://").to_string();

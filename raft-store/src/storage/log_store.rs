@@ -2,9 +2,10 @@
 //!
 //! Durability rules (openraft's storage contract, and why each write here is synced):
 //! - `save_vote` returns only after the vote is fsynced: a replica must never vote twice in a term.
-//! - `append` reports completion (the `LogFlushed` callback) only after the entries are fsynced. All
-//!   entries of one call go into one synced write batch, and openraft hands over everything that queued
-//!   up while the previous fsync ran, so many client proposals share one fsync (group commit).
+//! - `append` writes the entries (readable at once, as openraft requires) without waiting for the disk,
+//!   and reports completion (the `LogFlushed` callback) only after a WAL fsync that covers them. One
+//!   syncer thread runs those fsyncs back to back; every append that arrived while one ran is covered
+//!   by the next, so many client proposals share one fsync (group commit).
 //! - `truncate` and `purge` are single atomic write batches, synced, so a crash never leaves a hole in
 //!   the log or a purge marker that disagrees with the entries present.
 //!
@@ -31,6 +32,19 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct RocksLogStore {
     db: Arc<DB>,
+    syncer: Arc<std::sync::Mutex<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
+}
+
+/// Fsyncs the WAL for queued appends, as many at a time as have queued up, then acknowledges them.
+fn run_syncer(db: Arc<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut pending = vec![first];
+        pending.extend(rx.try_iter());
+        let result = db.flush_wal(true);
+        for cb in pending {
+            cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+        }
+    }
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -49,7 +63,13 @@ fn synced() -> WriteOptions {
 
 impl RocksLogStore {
     pub fn new(db: Arc<DB>) -> Self {
-        Self { db }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sync_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || run_syncer(sync_db, rx))
+            .expect("spawning the log sync thread");
+        Self { db, syncer: Arc::new(std::sync::Mutex::new(tx)) }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -168,20 +188,13 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
             let bytes = Self::encode(&entry, ErrorSubject::Logs)?;
             batch.put_cf(cf(&self.db, CF_LOG), index_key(entry.log_id.index), bytes);
         }
-        let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || db.write_opt(batch, &synced()))
-            .await
-            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(io_err(ErrorSubject::Logs, ErrorVerb::Write, &e))
-            }
+        // Not synced here: the entries are readable now, durable once the syncer's fsync covers them.
+        self.db.write(batch).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        let sent = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).send(callback);
+        if let Err(std::sync::mpsc::SendError(cb)) = sent {
+            cb.log_io_completed(Err(std::io::Error::other("log sync thread stopped")));
         }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -15,11 +15,11 @@ use raft_store::proto::etcdserverpb::{
     maintenance_server::MaintenanceServer, watch_server::WatchServer,
 };
 use raft_store::proto::raftpb::raft_peer_server::RaftPeerServer;
+use raft_store::server::incoming;
 use raft_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub struct Replica {
     pub id: u64,
@@ -49,7 +49,7 @@ async fn serve_peer(store: Store, l: TcpListener) -> (oneshot::Sender<()>, JoinH
     let h = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(RaftPeerServer::new(PeerService::new(store)).max_decoding_message_size(64 << 20))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
+            .serve_with_incoming_shutdown(incoming(l), async {
                 let _ = rx.await;
             })
             .await;
@@ -66,7 +66,7 @@ async fn serve_client(store: Store, l: TcpListener) -> (oneshot::Sender<()>, Joi
             .add_service(LeaseServer::new(LeaseService::new(store.clone())))
             .add_service(ClusterServer::new(ClusterService::new(store.clone())))
             .add_service(MaintenanceServer::new(MaintenanceService::new(store)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(l), async {
+            .serve_with_incoming_shutdown(incoming(l), async {
                 let _ = rx.await;
             })
             .await;
