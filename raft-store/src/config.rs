@@ -10,6 +10,9 @@ use crate::types::NodeId;
 /// Default limit on one client request, like etcd's `--max-request-bytes`.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
+/// Upper bound for `max_request_bytes`: a request must fit in one peer message with room to spare.
+pub const MAX_REQUEST_BYTES_LIMIT: usize = 8 << 20;
+
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
     pub node_id: NodeId,
@@ -81,6 +84,12 @@ impl StoreConfig {
         if self.max_request_bytes < 1024 {
             return Err(StoreError::Config(format!(
                 "max request bytes must be at least 1024, got {}",
+                self.max_request_bytes
+            )));
+        }
+        if self.max_request_bytes > MAX_REQUEST_BYTES_LIMIT {
+            return Err(StoreError::Config(format!(
+                "max request bytes must be at most {MAX_REQUEST_BYTES_LIMIT} (8 MiB), got {}",
                 self.max_request_bytes
             )));
         }

@@ -61,6 +61,28 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A copy for each of several callers failed by one error (`io::Error` is not `Clone`, so
+    /// variants holding one keep their message only).
+    pub fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Request(e) => StoreError::Request(e.clone()),
+            StoreError::NoLeader => StoreError::NoLeader,
+            StoreError::Raft(s) => StoreError::Raft(s.clone()),
+            StoreError::Peer { node_id, addr, reason } => {
+                StoreError::Peer { node_id: *node_id, addr: addr.clone(), reason: reason.clone() }
+            }
+            StoreError::PeerUnreachable { node_id, addr, reason } => {
+                StoreError::PeerUnreachable { node_id: *node_id, addr: addr.clone(), reason: reason.clone() }
+            }
+            StoreError::Timeout(s) => StoreError::Timeout(s.clone()),
+            StoreError::ShuttingDown => StoreError::ShuttingDown,
+            StoreError::Db(e) => StoreError::Db(e.clone()),
+            StoreError::Corrupt { what, reason } => StoreError::Corrupt { what: what.clone(), reason: reason.clone() },
+            StoreError::Config(s) => StoreError::Config(s.clone()),
+            other => StoreError::Raft(other.to_string()),
+        }
+    }
+
     pub fn corrupt(what: impl Into<String>, reason: impl ToString) -> Self {
         StoreError::Corrupt { what: what.into(), reason: reason.to_string() }
     }

@@ -7,8 +7,7 @@ use openraft::{BasicNode, TokioRuntime};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RequestError;
-use crate::mvcc::model::TxnRequest;
-use crate::mvcc::model::TxnResponse;
+use crate::mvcc::model::{RequestOp, TxnRequest, TxnResponse};
 
 pub type NodeId = u64;
 
@@ -46,6 +45,39 @@ pub enum Command {
     LeaseRevoke { id: i64 },
     /// A replica announces the client URLs it serves, for `MemberList`.
     SetClientUrls { node_id: NodeId, urls: Vec<String> },
+    /// Transactions from concurrent clients, applied in order in one log entry, each with its own
+    /// revision and result (`CommandResult::Batch`). One entry means one log fsync for all of them.
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// The command's name, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Txn(_) => "txn",
+            Command::Compact { .. } => "compact",
+            Command::LeaseGrant { .. } => "lease grant",
+            Command::LeaseRevoke { .. } => "lease revoke",
+            Command::SetClientUrls { .. } => "set client urls",
+            Command::Batch(_) => "batch",
+        }
+    }
+
+    /// Whether the command may travel in a `Batch`: transactions whose ranges all read the current
+    /// state (a range at an explicit revision could name one written earlier in the same batch).
+    pub fn batchable(&self) -> bool {
+        fn current_reads_only(ops: &[RequestOp]) -> bool {
+            ops.iter().all(|op| match op {
+                RequestOp::Range(r) => r.revision == 0,
+                RequestOp::Txn(t) => current_reads_only(&t.success) && current_reads_only(&t.failure),
+                RequestOp::Put(_) | RequestOp::DeleteRange(_) => true,
+            })
+        }
+        match self {
+            Command::Txn(t) => current_reads_only(&t.success) && current_reads_only(&t.failure),
+            _ => false,
+        }
+    }
 }
 
 /// The result of applying a command.
@@ -66,6 +98,8 @@ pub enum CommandResult {
     Done,
     /// The command was rejected and changed nothing.
     Rejected(RequestError),
+    /// One response per command of a `Command::Batch`, in order.
+    Batch(Vec<CommandResponse>),
 }
 
 impl Default for CommandResponse {

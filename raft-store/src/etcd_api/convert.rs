@@ -180,12 +180,12 @@ pub fn txn_resp_to_pb(t: TxnResponse, header: &pb::ResponseHeader) -> pb::TxnRes
         .into_iter()
         .map(|r| pb::ResponseOp {
             response: Some(match r {
-                ResponseOp::Range(r) => R::ResponseRange(range_resp_to_pb(r, header.clone())),
+                ResponseOp::Range(r) => R::ResponseRange(range_resp_to_pb(r, *header)),
                 ResponseOp::Put(p) => {
-                    R::ResponsePut(pb::PutResponse { header: Some(header.clone()), prev_kv: p.prev_kv.map(kv_to_pb) })
+                    R::ResponsePut(pb::PutResponse { header: Some(*header), prev_kv: p.prev_kv.map(kv_to_pb) })
                 }
                 ResponseOp::DeleteRange(d) => R::ResponseDeleteRange(pb::DeleteRangeResponse {
-                    header: Some(header.clone()),
+                    header: Some(*header),
                     deleted: d.deleted,
                     prev_kvs: d.prev_kvs.into_iter().map(kv_to_pb).collect(),
                 }),
@@ -193,7 +193,7 @@ pub fn txn_resp_to_pb(t: TxnResponse, header: &pb::ResponseHeader) -> pb::TxnRes
             }),
         })
         .collect();
-    pb::TxnResponse { header: Some(header.clone()), succeeded: t.succeeded, responses }
+    pb::TxnResponse { header: Some(*header), succeeded: t.succeeded, responses }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Applying one committed command to the key space: transactions, compaction, lease grant and revoke.
-//! Everything one command changes goes into one RocksDB write batch, so a crash leaves the key space
-//! either before or after the command. Deterministic: the outcome depends only on the stored state and
-//! the command, never on time or randomness, so every replica computes the same result.
+//! Applying committed commands to the key space: transactions, compaction, lease grant and revoke.
+//! Everything one log entry changes (one command, or a batch of transactions) goes into one RocksDB
+//! write batch, so a crash leaves the key space either before or after the entry. Deterministic: the
+//! outcome depends only on the stored state and the commands, never on time or randomness, so every
+//! replica computes the same result.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,35 +13,65 @@ use super::encoding::{
 };
 use super::model::{
     Compare, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind, KeyRange,
-    KeyValue, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, TxnRequest, TxnResponse,
+    KeyValue, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp, RevisionEvents, TxnRequest,
+    TxnResponse,
 };
 use super::reader::{finish_range, ReadView, META_COMPACT_REVISION, META_REVISION};
 use crate::error::{RequestError, StoreError};
 use crate::storage::db::{cf, CF_INDEX, CF_KV, CF_LEASE, CF_LEASE_KEYS, CF_REV, CF_SM_META};
 
-/// What applying a command changed, for the watch hub and the lease tracker.
+/// What applying one log entry changed, for the watch hub and the lease tracker.
 #[derive(Debug, Default)]
 pub struct ApplyOutcome {
-    /// The store revision after the command.
+    /// The store revision after the entry.
     pub revision: i64,
-    /// Events of the new revision (empty when nothing changed).
-    pub events: Vec<Event>,
+    /// The new revisions with their events, in order (one per command that changed keys).
+    pub revisions: Vec<RevisionEvents>,
     pub leases_granted: Vec<LeaseRecord>,
     pub leases_revoked: Vec<i64>,
-    /// Set when the command compacted history.
+    /// Set when the entry compacted history.
     pub compacted_to: Option<i64>,
 }
 
-/// Accumulates the writes of one command on top of the live database.
+/// One RocksDB write, staged so that a rejected command can be taken back (`rollback`).
+enum Op {
+    Put { cf: &'static str, key: Vec<u8>, value: Vec<u8> },
+    Delete { cf: &'static str, key: Vec<u8> },
+}
+
+/// What an overlay entry held before a command changed it (`None`: it had no entry).
+enum Undo {
+    Kv(Vec<u8>, Option<Option<KeyValue>>),
+    Lease(i64, Option<Option<LeaseRecord>>),
+}
+
+/// A position in the writer to roll a rejected command back to.
+pub struct Savepoint {
+    ops: usize,
+    undo: usize,
+    events: usize,
+    granted: usize,
+    revoked: usize,
+    sub: u32,
+    compacted_to: Option<i64>,
+}
+
+/// Accumulates the writes of one log entry (one command, or a batch of commands each with its own
+/// revision) on top of the live database. Later commands see the writes of earlier ones.
 pub struct Writer<'a> {
     view: ReadView<'a>,
-    batch: WriteBatch,
-    /// Store revision before this command.
+    ops: Vec<Op>,
+    /// Store revision in the database, before this entry.
+    start_revision: i64,
+    /// Store revision before the current command.
     base_revision: i64,
-    /// Number of changes made so far in the new revision.
+    /// Number of changes made so far in the current command's revision.
     sub: u32,
     overlay: BTreeMap<Vec<u8>, Option<KeyValue>>,
     lease_overlay: BTreeMap<i64, Option<LeaseRecord>>,
+    undo: Vec<Undo>,
+    /// Events of the current command.
+    events: Vec<Event>,
     outcome: ApplyOutcome,
 }
 
@@ -57,11 +88,14 @@ impl<'a> Writer<'a> {
         let base_revision = view.revision()?;
         Ok(Self {
             view,
-            batch: WriteBatch::default(),
+            ops: Vec::new(),
+            start_revision: base_revision,
             base_revision,
             sub: 0,
             overlay: BTreeMap::new(),
             lease_overlay: BTreeMap::new(),
+            undo: Vec::new(),
+            events: Vec::new(),
             outcome: ApplyOutcome { revision: base_revision, ..Default::default() },
         })
     }
@@ -71,20 +105,97 @@ impl<'a> Writer<'a> {
         self.base_revision + 1
     }
 
+    /// Ends the current command: if it changed keys, that is a new revision. Returns the store
+    /// revision after the command.
+    pub fn end_command(&mut self) -> i64 {
+        if self.sub > 0 {
+            self.base_revision += 1;
+            self.sub = 0;
+            let events = std::mem::take(&mut self.events);
+            self.outcome.revisions.push(RevisionEvents { revision: self.base_revision, events });
+        }
+        self.base_revision
+    }
+
+    /// Marks the start of a command that may be rejected half-way.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            ops: self.ops.len(),
+            undo: self.undo.len(),
+            events: self.events.len(),
+            granted: self.outcome.leases_granted.len(),
+            revoked: self.outcome.leases_revoked.len(),
+            sub: self.sub,
+            compacted_to: self.outcome.compacted_to,
+        }
+    }
+
+    /// Takes back everything written since `sp`, which must belong to the current command.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.ops.truncate(sp.ops);
+        while self.undo.len() > sp.undo {
+            match self.undo.pop() {
+                Some(Undo::Kv(key, Some(prev))) => {
+                    self.overlay.insert(key, prev);
+                }
+                Some(Undo::Kv(key, None)) => {
+                    self.overlay.remove(&key);
+                }
+                Some(Undo::Lease(id, Some(prev))) => {
+                    self.lease_overlay.insert(id, prev);
+                }
+                Some(Undo::Lease(id, None)) => {
+                    self.lease_overlay.remove(&id);
+                }
+                None => break,
+            }
+        }
+        self.events.truncate(sp.events);
+        self.outcome.leases_granted.truncate(sp.granted);
+        self.outcome.leases_revoked.truncate(sp.revoked);
+        self.sub = sp.sub;
+        self.outcome.compacted_to = sp.compacted_to;
+    }
+
     /// Hands back the batch (with the new revision recorded) and what changed.
     pub fn finish(mut self) -> (WriteBatch, ApplyOutcome) {
-        if self.sub > 0 {
-            self.outcome.revision = self.next_revision();
-            let db = self.view.db();
-            self.batch.put_cf(cf(db, CF_SM_META), META_REVISION, enc(&self.outcome.revision));
+        self.end_command();
+        if self.base_revision != self.start_revision {
+            self.put_meta(META_REVISION, enc(&self.base_revision));
         }
-        (self.batch, self.outcome)
+        self.outcome.revision = self.base_revision;
+        let db = self.view.db();
+        let mut batch = WriteBatch::default();
+        for op in self.ops {
+            match op {
+                Op::Put { cf: name, key, value } => batch.put_cf(cf(db, name), key, value),
+                Op::Delete { cf: name, key } => batch.delete_cf(cf(db, name), key),
+            }
+        }
+        (batch, self.outcome)
+    }
+
+    fn put_op(&mut self, cf: &'static str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put { cf, key: key.into(), value: value.into() });
+    }
+
+    fn delete_op(&mut self, cf: &'static str, key: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete { cf, key: key.into() });
+    }
+
+    fn set_overlay(&mut self, key: Vec<u8>, value: Option<KeyValue>) {
+        let prev = self.overlay.insert(key.clone(), value);
+        self.undo.push(Undo::Kv(key, prev));
+    }
+
+    fn set_lease_overlay(&mut self, id: i64, value: Option<LeaseRecord>) {
+        let prev = self.lease_overlay.insert(id, value);
+        self.undo.push(Undo::Lease(id, prev));
     }
 
     /// Puts a raw metadata record into the same batch.
     pub fn put_meta(&mut self, key: &[u8], value: Vec<u8>) {
-        let db = self.view.db();
-        self.batch.put_cf(cf(db, CF_SM_META), key, value);
+        self.put_op(CF_SM_META, key, value);
     }
 
     fn current(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
@@ -205,44 +316,51 @@ impl<'a> Writer<'a> {
     }
 
     fn range(&self, r: &RangeRequest) -> Result<RangeResponse, StoreError> {
-        // The database still holds the state before this command, so past revisions (and the base
-        // revision itself once this command has written) are read from it directly.
-        if r.revision > 0 && (r.revision < self.base_revision || (r.revision == self.base_revision && self.sub > 0)) {
+        // The current state is the database plus the overlay. The database still holds the state
+        // before this entry, so past revisions up to that one are read from it directly.
+        if r.revision == 0 || (r.revision == self.base_revision && self.sub == 0) {
+            return Ok(finish_range(r, self.current_in(&r.range)?));
+        }
+        if r.revision <= self.start_revision {
             return self.view.range(r);
         }
-        Ok(finish_range(r, self.current_in(&r.range)?))
+        // Only reachable when a batch holds a range at a revision written earlier in the same batch,
+        // which the proposer never batches (`Command::batchable`).
+        Err(RequestError::Invalid {
+            reason: format!("range at revision {} cannot be served within the entry that wrote it", r.revision),
+        }
+        .into())
     }
 
     fn record(&mut self, kind: EventKind, kv: KeyValue, prev: Option<KeyValue>) {
-        let db = self.view.db();
         let rev = self.next_revision();
         let sub = self.sub;
         self.sub += 1;
         let key = kv.key.clone();
         match kind {
             EventKind::Put => {
-                self.batch.put_cf(cf(db, CF_KV), &key, enc(&kv));
-                self.batch.put_cf(cf(db, CF_INDEX), index_key(&key, rev, sub), [LIVE]);
+                self.put_op(CF_KV, key.clone(), enc(&kv));
+                self.put_op(CF_INDEX, index_key(&key, rev, sub), [LIVE]);
             }
             EventKind::Delete => {
-                self.batch.delete_cf(cf(db, CF_KV), &key);
-                self.batch.put_cf(cf(db, CF_INDEX), index_key(&key, rev, sub), [TOMBSTONE]);
+                self.delete_op(CF_KV, key.clone());
+                self.put_op(CF_INDEX, index_key(&key, rev, sub), [TOMBSTONE]);
             }
         }
-        self.batch.put_cf(cf(db, CF_REV), rev_key(rev, sub), enc(&RevRecord { kind, kv: kv.clone() }));
+        self.put_op(CF_REV, rev_key(rev, sub), enc(&RevRecord { kind, kv: kv.clone() }));
         // Lease attachment follows the key.
         let old_lease = prev.as_ref().map(|p| p.lease).unwrap_or(0);
         let new_lease = if kind == EventKind::Put { kv.lease } else { 0 };
         if old_lease != new_lease {
             if old_lease != 0 {
-                self.batch.delete_cf(cf(db, CF_LEASE_KEYS), lease_keys_key(old_lease, &key));
+                self.delete_op(CF_LEASE_KEYS, lease_keys_key(old_lease, &key));
             }
             if new_lease != 0 {
-                self.batch.put_cf(cf(db, CF_LEASE_KEYS), lease_keys_key(new_lease, &key), []);
+                self.put_op(CF_LEASE_KEYS, lease_keys_key(new_lease, &key), []);
             }
         }
-        self.overlay.insert(key, if kind == EventKind::Put { Some(kv.clone()) } else { None });
-        self.outcome.events.push(Event { kind, kv, prev_kv: prev });
+        self.set_overlay(key, if kind == EventKind::Put { Some(kv.clone()) } else { None });
+        self.events.push(Event { kind, kv, prev_kv: prev });
     }
 
     fn put(&mut self, p: &PutRequest) -> Result<PutResponse, StoreError> {
@@ -293,9 +411,8 @@ impl<'a> Writer<'a> {
             return Err(RequestError::LeaseExists { id }.into());
         }
         let rec = LeaseRecord { id, ttl };
-        let db = self.view.db();
-        self.batch.put_cf(cf(db, CF_LEASE), lease_key(id), enc(&rec));
-        self.lease_overlay.insert(id, Some(rec.clone()));
+        self.put_op(CF_LEASE, lease_key(id), enc(&rec));
+        self.set_lease_overlay(id, Some(rec.clone()));
         self.outcome.leases_granted.push(rec.clone());
         Ok(rec)
     }
@@ -315,9 +432,8 @@ impl<'a> Writer<'a> {
                 }
             }
         }
-        let db = self.view.db();
-        self.batch.delete_cf(cf(db, CF_LEASE), lease_key(id));
-        self.lease_overlay.insert(id, None);
+        self.delete_op(CF_LEASE, lease_key(id));
+        self.set_lease_overlay(id, None);
         self.outcome.leases_revoked.push(id);
         Ok(())
     }
@@ -335,7 +451,6 @@ impl<'a> Writer<'a> {
         if revision > current {
             return Err(RequestError::FutureRevision { requested: revision, current }.into());
         }
-        let db = self.view.db();
         let mut doomed: Vec<(Vec<u8>, i64, u32)> = Vec::new();
         // Per user key, entries below `revision` go, except the newest live one at or below it.
         let mut group: Option<Vec<u8>> = None;
@@ -367,10 +482,10 @@ impl<'a> Writer<'a> {
             flush(&g, &mut below, &mut doomed);
         }
         for (user, r, s) in doomed {
-            self.batch.delete_cf(cf(db, CF_INDEX), index_key(&user, r, s));
-            self.batch.delete_cf(cf(db, CF_REV), rev_key(r, s));
+            self.delete_op(CF_INDEX, index_key(&user, r, s));
+            self.delete_op(CF_REV, rev_key(r, s));
         }
-        self.batch.put_cf(cf(db, CF_SM_META), META_COMPACT_REVISION, enc(&revision));
+        self.put_op(CF_SM_META, META_COMPACT_REVISION, enc(&revision));
         self.outcome.compacted_to = Some(revision);
         Ok(())
     }

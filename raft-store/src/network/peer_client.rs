@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -25,6 +27,24 @@ use crate::types::{NodeId, TypeConfig};
 
 /// Largest peer message; snapshots are chunked well below this by openraft.
 pub const MAX_PEER_MESSAGE: usize = 64 << 20;
+
+/// Largest AppendEntries message sent; larger ones are split (one entry always goes, and client
+/// requests are far below this).
+const MAX_APPEND_BYTES: usize = MAX_PEER_MESSAGE / 4;
+
+/// How many leading entries fit in one AppendEntries message (at least one).
+fn entries_that_fit(entries: &[crate::types::Entry]) -> u64 {
+    let mut total = 0usize;
+    let mut fit = 0u64;
+    for e in entries {
+        total += bincode::serialized_size(e).map(|s| s as usize).unwrap_or(usize::MAX / 2);
+        if total > MAX_APPEND_BYTES {
+            break;
+        }
+        fit += 1;
+    }
+    fit.max(1)
+}
 
 /// Channels to peers by address, shared by Raft replication and forwarding.
 #[derive(Clone, Default)]
@@ -123,6 +143,14 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let data = bincode::serialize(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(method, data, option).await
+    }
+
+    async fn send<Resp, E>(&mut self, method: &'static str, data: Vec<u8>, option: &RPCOption) -> RpcResult<Resp, E>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let mut client = self.channels.client(&self.addr).map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(option.hard_ttl());
@@ -153,7 +181,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        self.call("append", &rpc, &option).await
+        let data = bincode::serialize(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if data.len() > MAX_APPEND_BYTES && rpc.entries.len() > 1 {
+            // openraft bounds entries per message by count only; ask it to send fewer at a time.
+            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries_that_fit(&rpc.entries))));
+        }
+        self.send("append", data, &option).await
     }
 
     async fn install_snapshot(
@@ -174,5 +207,33 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
 
     fn backoff(&self) -> openraft::network::Backoff {
         openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::mvcc::model::{PutRequest, RequestOp, TxnRequest};
+    use crate::types::{Command, Entry, LogId};
+
+    fn entry_of(index: u64, bytes: usize) -> Entry {
+        let put = PutRequest { key: b"k".to_vec(), value: vec![7; bytes], ..Default::default() };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command::Txn(TxnRequest::ops(vec![RequestOp::Put(put)]))),
+        }
+    }
+
+    #[test]
+    fn oversized_appends_are_split_by_entry_count() {
+        let third = MAX_APPEND_BYTES / 3;
+        let entries: Vec<Entry> = (1..=7).map(|i| entry_of(i, third)).collect();
+        assert_eq!(entries_that_fit(&entries), 2, "two thirds fit, the third pushes past the limit");
+        let small: Vec<Entry> = (1..=100).map(|i| entry_of(i, 100)).collect();
+        assert_eq!(entries_that_fit(&small), 100);
+        let huge = vec![entry_of(1, MAX_APPEND_BYTES + 1)];
+        assert_eq!(entries_that_fit(&huge), 1, "a single entry always goes");
     }
 }

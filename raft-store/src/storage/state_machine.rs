@@ -1,7 +1,8 @@
 //! The replicated state machine over RocksDB, implementing openraft's `RaftStateMachine`.
 //!
-//! Each log entry is applied as one atomic write batch that also records `last_applied`, so after a
-//! crash the state machine resumes exactly after the last entry it applied and never goes backwards.
+//! Each log entry (one command, or a batch of transactions each getting its own revision) is applied
+//! as one atomic write batch that also records `last_applied`, so after a crash the state machine
+//! resumes exactly after the last entry it applied and never goes backwards.
 //! Applied writes are not fsynced on their own: the Raft log (synced) can replay them, and every later
 //! synced write (log append, vote, purge) makes them durable too because all column families share one
 //! WAL. Before a snapshot lets openraft purge the log, the WAL is synced explicitly.
@@ -18,9 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::db::{cf, CF_SM_META};
 use super::snapshot_file::{install_batch, write_snapshot};
-use crate::error::StoreError;
+use crate::error::{RequestError, StoreError};
 use crate::lease::tracker::LeaseTracker;
-use crate::mvcc::model::RevisionEvents;
 use crate::mvcc::reader::{decode, ReadView};
 use crate::mvcc::writer::{ApplyOutcome, Writer};
 use crate::types::{
@@ -91,34 +91,21 @@ impl RocksStateMachine {
                 self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 writer.put_meta(META_MEMBERSHIP, encode(&self.membership));
             }
-            EntryPayload::Normal(cmd) => {
-                let applied = match cmd {
-                    Command::Txn(t) => writer.txn(t).map(CommandResult::Txn),
-                    Command::Compact { revision } => writer.compact(*revision).map(|_| CommandResult::Done),
-                    Command::LeaseGrant { id, ttl } => {
-                        writer.lease_grant(*id, *ttl).map(|r| CommandResult::LeaseGranted { id: r.id, ttl: r.ttl })
-                    }
-                    Command::LeaseRevoke { id } => writer.lease_revoke(*id).map(|_| CommandResult::Done),
-                    Command::SetClientUrls { node_id, urls } => {
-                        let mut all: ClientUrls = match ReadView::live(&db).get(CF_SM_META, META_CLIENT_URLS)? {
-                            Some(v) => decode("client_urls", &v)?,
-                            None => ClientUrls::new(),
-                        };
-                        all.insert(*node_id, urls.clone());
-                        writer.put_meta(META_CLIENT_URLS, encode(&all));
-                        Ok(CommandResult::Done)
-                    }
-                };
-                match applied {
-                    Ok(r) => result = r,
-                    Err(StoreError::Request(e)) => {
-                        // Rejected: nothing of it is written, only the log position advances.
-                        writer = Writer::new(ReadView::live(&db))?;
-                        result = CommandResult::Rejected(e);
-                    }
-                    Err(other) => return Err(other),
+            EntryPayload::Normal(Command::Batch(cmds)) => {
+                let mut responses = Vec::with_capacity(cmds.len());
+                for cmd in cmds {
+                    let result = match cmd {
+                        Command::Txn(_) => apply_or_reject(&db, &mut writer, cmd)?,
+                        other => CommandResult::Rejected(RequestError::Invalid {
+                            reason: format!("only transactions can be batched, got {}", other.kind()),
+                        }),
+                    };
+                    let revision = writer.end_command();
+                    responses.push(CommandResponse { revision, result });
                 }
+                result = CommandResult::Batch(responses);
             }
+            EntryPayload::Normal(cmd) => result = apply_or_reject(&db, &mut writer, cmd)?,
         }
         writer.put_meta(META_LAST_APPLIED, encode(&Some(entry.log_id)));
         let (batch, outcome) = writer.finish();
@@ -137,13 +124,45 @@ impl RocksStateMachine {
         for id in &outcome.leases_revoked {
             self.shared.leases.revoked(*id);
         }
-        if !outcome.events.is_empty() {
-            self.shared.hub.publish(RevisionEvents { revision: outcome.revision, events: outcome.events });
+        for revision in outcome.revisions {
+            self.shared.hub.publish(revision);
         }
     }
 
     fn snapshot_paths(&self) -> (PathBuf, PathBuf) {
         (self.shared.snapshot_dir.join(SNAPSHOT_FILE), self.shared.snapshot_dir.join(SNAPSHOT_META_FILE))
+    }
+}
+
+/// Applies one (non-batch) command. A rejected command leaves nothing behind: its writes are rolled
+/// back and only its result records the reason. Storage failures are returned as errors.
+fn apply_or_reject(db: &DB, writer: &mut Writer<'_>, cmd: &Command) -> Result<CommandResult, StoreError> {
+    let savepoint = writer.savepoint();
+    let applied = match cmd {
+        Command::Txn(t) => writer.txn(t).map(CommandResult::Txn),
+        Command::Compact { revision } => writer.compact(*revision).map(|_| CommandResult::Done),
+        Command::LeaseGrant { id, ttl } => {
+            writer.lease_grant(*id, *ttl).map(|r| CommandResult::LeaseGranted { id: r.id, ttl: r.ttl })
+        }
+        Command::LeaseRevoke { id } => writer.lease_revoke(*id).map(|_| CommandResult::Done),
+        Command::SetClientUrls { node_id, urls } => {
+            let mut all: ClientUrls = match ReadView::live(db).get(CF_SM_META, META_CLIENT_URLS)? {
+                Some(v) => decode("client_urls", &v)?,
+                None => ClientUrls::new(),
+            };
+            all.insert(*node_id, urls.clone());
+            writer.put_meta(META_CLIENT_URLS, encode(&all));
+            Ok(CommandResult::Done)
+        }
+        Command::Batch(_) => Err(RequestError::Invalid { reason: "batches cannot be nested".into() }.into()),
+    };
+    match applied {
+        Ok(r) => Ok(r),
+        Err(StoreError::Request(e)) => {
+            writer.rollback(savepoint);
+            Ok(CommandResult::Rejected(e))
+        }
+        Err(other) => Err(other),
     }
 }
 
@@ -176,7 +195,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         tokio::task::spawn_blocking(move || -> Result<Snapshot, StorageError> {
             let db = &shared.db;
             // Everything the snapshot covers must survive power loss before openraft purges the log.
-            db.flush_wal(true).map_err(|e| snap_err(e))?;
+            db.flush_wal(true).map_err(snap_err)?;
             let snap = db.snapshot();
             let view = ReadView::at_snapshot(db, &snap);
             let last_applied: Option<LogId> = match view.get(CF_SM_META, META_LAST_APPLIED).map_err(snap_err)? {

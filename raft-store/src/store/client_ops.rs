@@ -85,7 +85,17 @@ impl Store {
     }
 
     /// Replicates a command and returns its result once it is committed on a quorum and applied here.
+    /// Transactions from concurrent callers share log entries (see `write_batcher`).
     pub async fn write(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
+        if cmd.batchable() {
+            self.write_batched(cmd).await
+        } else {
+            self.write_direct(cmd).await
+        }
+    }
+
+    /// Replicates a command as a log entry of its own.
+    pub(crate) async fn write_direct(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
         match self.on_leader(ForwardRequest::Write(cmd)).await? {
             ForwardResponse::Write(resp) => {
                 // The leader applied it; make sure this replica has too, so the client reads its write.
@@ -99,7 +109,7 @@ impl Store {
         }
     }
 
-    async fn wait_applied_revision(&self, revision: i64) -> Result<(), StoreError> {
+    pub(crate) async fn wait_applied_revision(&self, revision: i64) -> Result<(), StoreError> {
         if self.revision() >= revision {
             return Ok(());
         }

@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Read-index rounds, shared by all linearizable reads through this replica.
     pub reads: super::read_batcher::RoundBatcher<u64, ReadIndexError>,
+    /// Transactions waiting to be proposed together.
+    pub writes: super::write_batcher::WriteQueue,
     /// Flipped to true when the replica starts shutting down; long-lived client streams end on it.
     pub closing: tokio::sync::watch::Sender<bool>,
 }
@@ -104,6 +106,7 @@ impl Store {
                 channels,
                 tasks: std::sync::Mutex::new(Vec::new()),
                 reads: Default::default(),
+                writes: Default::default(),
                 closing: tokio::sync::watch::channel(false).0,
             }),
         };

@@ -5,6 +5,7 @@ mod handle;
 pub mod identity;
 mod leader;
 mod read_batcher;
+mod write_batcher;
 
 pub use client_ops::{MemberInfo, StoreStatus};
 pub use handle::Store;
