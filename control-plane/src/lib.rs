@@ -4,6 +4,7 @@
 //!
 //! Must not depend on CRI or the node agent.
 
+pub mod api;
 pub mod replica;
 
 pub use replica::{run_replica, ReplicaArgs, ReplicaError};

@@ -53,6 +53,16 @@ pub struct ReplicaArgs {
     /// Interval of progress notifications for watches that ask for them, in seconds.
     #[arg(long, default_value_t = 600)]
     pub progress_notify_interval_secs: u64,
+    /// Address to serve the Kubernetes API (HTTPS) on. Without it only the store APIs are served.
+    #[arg(long)]
+    pub listen_api: Option<String>,
+    /// Directory with the cluster CA and certificates; created (with `admin.kubeconfig`) by the first
+    /// replica that finds it empty, reused by the others. Default: `<data-dir>/pki`.
+    #[arg(long)]
+    pub pki_dir: Option<PathBuf>,
+    /// Static bearer tokens: CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +71,12 @@ pub enum ReplicaError {
     Listen { what: &'static str, addr: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("certificates in {dir}: {source}")]
+    Pki { dir: String, source: crate::api::pki::PkiError },
+    #[error("token file: {0}")]
+    Auth(#[from] crate::api::auth::AuthError),
+    #[error("serving the kubernetes api: {0}")]
+    Api(std::io::Error),
 }
 
 impl ReplicaArgs {
@@ -105,9 +121,59 @@ pub async fn run_replica(
         data_dir = %config.data_dir.display(),
         "starting replica"
     );
+    let api = match &args.listen_api {
+        Some(addr) => {
+            Some((bind("the kubernetes api", addr).await?, api_config(&args, addr, config.max_request_bytes)?))
+        }
+        None => None,
+    };
     let store = Store::open(config).await?;
     let options = ServeOptions { progress_notify_interval: Duration::from_secs(args.progress_notify_interval_secs) };
-    raft_store::run(store, peer, client, options, shutdown).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    });
+    let api_task = api.map(|(listener, api_config)| {
+        let store = store.clone();
+        let objects = crate::api::storage::ObjectStore::new(store.clone());
+        tokio::spawn(async move { crate::api::bootstrap::ensure_bootstrap_objects(&objects).await });
+        tracing::info!(address = %api_config.advertise_address, "serving the kubernetes api");
+        tokio::spawn(crate::api::run(api_config, store, listener, stopped()))
+    });
+    raft_store::run(store, peer, client, options, stopped()).await?;
+    if let Some(task) = api_task {
+        if let Ok(Err(e)) = task.await {
+            return Err(ReplicaError::Api(e));
+        }
+    }
     tracing::info!("replica stopped");
     Ok(())
+}
+
+/// TLS material, authentication and addresses for the Kubernetes API.
+fn api_config(args: &ReplicaArgs, listen: &str, max_body_bytes: usize) -> Result<crate::api::ApiConfig, ReplicaError> {
+    let pki_dir = args.pki_dir.clone().unwrap_or_else(|| args.data_dir.join("pki"));
+    let host = listen.rsplit_once(':').map(|(h, _)| h).unwrap_or(listen).trim_matches(|c| c == '[' || c == ']');
+    let advertise_host = if host == "0.0.0.0" || host == "::" || host.is_empty() { "127.0.0.1" } else { host };
+    let port = listen.rsplit_once(':').map(|(_, p)| p).unwrap_or("6443");
+    let advertise_address = format!("{advertise_host}:{port}");
+    let pki_err = |source| ReplicaError::Pki { dir: pki_dir.display().to_string(), source };
+    let pki =
+        crate::api::pki::ensure_pki(&pki_dir, &[advertise_host.to_string()], &format!("https://{advertise_address}"))
+            .map_err(pki_err)?;
+    let tls = crate::api::tls::server_config(&pki).map_err(pki_err)?;
+    let authenticator = crate::api::auth::Authenticator::new(args.token_auth_file.as_deref())?;
+    Ok(crate::api::ApiConfig {
+        tls,
+        authenticator: std::sync::Arc::new(authenticator),
+        max_body_bytes,
+        advertise_address,
+    })
 }

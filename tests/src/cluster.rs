@@ -135,6 +135,9 @@ pub struct ClusterConfig {
     pub ready_timeout: Duration,
     /// Deadline for taking the cross-test cluster lock.
     pub lock_timeout: Duration,
+    /// Serve the Kubernetes API too: each replica gets `--listen-api` on its own port and all share
+    /// `--pki-dir <cluster dir>/pki` (so one `admin.kubeconfig` works for every replica).
+    pub kubernetes_api: bool,
 }
 
 impl Default for ClusterConfig {
@@ -144,6 +147,7 @@ impl Default for ClusterConfig {
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(60),
             lock_timeout: Duration::from_secs(30 * 60),
+            kubernetes_api: false,
         }
     }
 }
@@ -156,6 +160,8 @@ struct Member {
     /// Member id as reported by the store (node id for Gantry, learned from
     /// status headers for etcd).
     member_id: u64,
+    /// Port of the Kubernetes API, when served.
+    api_port: Option<u16>,
 }
 
 /// N store replicas running as child processes.
@@ -177,7 +183,7 @@ impl ProcessCluster {
             context: "cannot create the cluster's temp directory".to_string(),
             source,
         })?;
-        let ports = free_ports(config.size * 2)?;
+        let ports = free_ports(config.size * 3)?;
         let members = (0..config.size)
             .map(|i| {
                 let node_id = i as u64 + 1;
@@ -192,6 +198,7 @@ impl ProcessCluster {
                     log_path: member_dir.join("replica.log"),
                     child: None,
                     member_id: node_id,
+                    api_port: config.kubernetes_api.then(|| ports[2 * config.size + i]),
                 }
             })
             .collect();
@@ -263,7 +270,32 @@ impl ProcessCluster {
     pub fn member_args(&self, i: usize) -> Result<Vec<String>, ClusterError> {
         let me = &self.member(i)?.spec;
         let all: Vec<MemberSpec> = self.members.iter().map(|m| m.spec.clone()).collect();
-        Ok(self.launcher.args(me, &all, &self.config.extra_args))
+        let mut args = self.launcher.args(me, &all, &self.config.extra_args);
+        if let Some(port) = self.member(i)?.api_port {
+            args.push("--listen-api".into());
+            args.push(format!("127.0.0.1:{port}"));
+            args.push("--pki-dir".into());
+            args.push(self.pki_dir().display().to_string());
+        }
+        Ok(args)
+    }
+
+    /// Where the replicas keep the cluster CA and `admin.kubeconfig`.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.dir().join("pki")
+    }
+
+    /// The admin kubeconfig written by the first replica (Kubernetes API clusters only).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.pki_dir().join("admin.kubeconfig")
+    }
+
+    /// `https://127.0.0.1:PORT` of replica `i`'s Kubernetes API, when served.
+    pub fn api_url(&self, i: usize) -> Result<String, ClusterError> {
+        match self.member(i)?.api_port {
+            Some(p) => Ok(format!("https://127.0.0.1:{p}")),
+            None => Err(ClusterError::NotRunning(i)),
+        }
     }
 
     /// The id replica `i` uses as member id (`status.leader` names it).

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod cluster;
 pub mod history;
+pub mod kube;
 pub mod launcher;
 pub mod linearizability;
 pub mod lock;

@@ -27,6 +27,9 @@ pub struct NodeAddrs {
     pub peer_addr: String,
     /// etcd v3 gRPC API (`--listen-client`).
     pub client_addr: String,
+    /// Kubernetes API, HTTPS (`--listen-api`); empty in layouts written before it existed.
+    #[serde(default)]
+    pub api_addr: String,
 }
 
 /// Contents of `layout.json`.
@@ -42,6 +45,8 @@ pub struct Node {
     pub pid: u32,
     pub peer_addr: String,
     pub client_addr: String,
+    #[serde(default)]
+    pub api_addr: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
 }
@@ -94,6 +99,16 @@ impl Paths {
         self.dir.join("cluster.json")
     }
 
+    /// Cluster CA and certificates shared by all replicas (`--pki-dir`).
+    pub fn pki_dir(&self) -> PathBuf {
+        self.dir.join("pki")
+    }
+
+    /// The admin kubeconfig the first replica writes.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.pki_dir().join("admin.kubeconfig")
+    }
+
     pub fn layout_file(&self) -> PathBuf {
         self.dir.join("layout.json")
     }
@@ -143,23 +158,36 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
     let mut lines = vec![
         String::new(),
         format!(
-            "Local Gantry cluster: {} replicas of the replicated store (etcd v3 gRPC API, plaintext).",
+            "Local Gantry cluster: {} control-plane replicas (Kubernetes API over HTTPS, etcd v3 gRPC API).",
             cluster.nodes.len()
         ),
         String::new(),
-        format!("  {:<5} {:<8} {:<21} {:<21} log", "node", "pid", "client", "peer"),
+        format!("  {:<5} {:<8} {:<21} {:<21} {:<21} log", "node", "pid", "kubernetes api", "etcd client", "peer"),
     ];
     for n in &cluster.nodes {
         let mark = if leader == Some(n.id) { " (leader)" } else { "" };
         lines.push(format!(
-            "  {:<5} {:<8} {:<21} {:<21} {}{mark}",
+            "  {:<5} {:<8} {:<21} {:<21} {:<21} {}{mark}",
             n.id,
             n.pid,
+            n.api_addr,
             n.client_addr,
             n.peer_addr,
             paths.show(&n.log)
         ));
     }
+    let kubeconfig = paths.show(&paths.kubeconfig());
+    lines.extend([
+        String::new(),
+        format!("Use it with kubectl (admin credentials in {kubeconfig}):"),
+        format!("  export KUBECONFIG=$PWD/{kubeconfig}"),
+        "  kubectl get namespaces".to_owned(),
+        "  kubectl create configmap demo --from-literal=greeting=hello --dry-run=client -o json | kubectl create -f -"
+            .to_owned(),
+        "  kubectl get configmaps -o wide".to_owned(),
+        "  (every replica serves the API; the kubeconfig points at node 1, add --server https://<kubernetes api> for another)"
+            .to_owned(),
+    ]);
     lines.extend([
         String::new(),
         format!("Endpoints: {endpoints}"),
@@ -172,8 +200,8 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
         // Kubernetes API: a later issue adds the API server to the control plane; `up` will then
         // write a kubeconfig (e.g. `.gantry/kubeconfig`) and print `export KUBECONFIG=...` and
         // `kubectl get nodes` here.
-        "Kubernetes API: not served yet (the API server comes in a later issue; kubectl cannot be \
-         used yet)."
+        "Not there yet: nodes and pods do not run (the node agent, scheduler and controllers come in \
+         later issues)."
             .to_owned(),
         String::new(),
         format!("Logs: {gantry_dir}/node-N/replica.log    Data: {gantry_dir}/node-N/data"),

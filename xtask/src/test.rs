@@ -10,6 +10,7 @@
 //!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
 //!    Otherwise the command prints what to install and fails when a package needed now is missing
 //!    (a missing later package is only a warning).
+//!    The Python `kubernetes` client (for the API compatibility tests) is installed with pip if missing.
 //! 2. `cargo build --workspace --bins --tests`, so process-level tests find `gantry-control-plane` (and the
 //!    other binaries) in the target directory; `GANTRY_BIN_DIR` is set to that directory unless already
 //!    set.
@@ -50,6 +51,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         step("skipping prerequisites (--no-install)");
     } else {
         prerequisites()?;
+        python_client()?;
     }
 
     let ws = Workspace::locate()?;
@@ -96,6 +98,45 @@ fn have_nextest() -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
+}
+
+/// The official Python `kubernetes` client, which the API compatibility tests drive.
+const PYTHON_CLIENT: &str = "kubernetes==37.0.2";
+
+fn python_has_kubernetes() -> bool {
+    Command::new("python3")
+        .args(["-c", "import kubernetes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Installs the Python `kubernetes` client with pip when it is missing.
+fn python_client() -> Result<()> {
+    if !util::have_command("python3") {
+        bail!("python3 is missing; install it (Debian: apt-get install -y python3 python3-pip)");
+    }
+    if python_has_kubernetes() {
+        return Ok(());
+    }
+    step(format!("installing the Python client ({PYTHON_CLIENT})"));
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--root-user-action=ignore",
+            PYTHON_CLIENT,
+        ])
+        .status()?;
+    if !status.success() || !python_has_kubernetes() {
+        bail!("could not install {PYTHON_CLIENT} with pip (python3 -m pip install {PYTHON_CLIENT})");
+    }
+    Ok(())
 }
 
 /// Checks the Debian packages and installs the missing ones when possible.

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result<()> {
         if keep.iter().any(|n| n.id == addrs.id) {
             continue;
         }
-        for addr in [&addrs.peer_addr, &addrs.client_addr] {
+        for addr in [&addrs.peer_addr, &addrs.client_addr, &addrs.api_addr] {
             ensure!(
                 util::port_is_free(addr),
                 "address {addr} (node {}) is in use by another process; stop it, or run \
@@ -91,8 +91,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         let (node, child) = start_replica(&binary, &paths, addrs, &initial_cluster)?;
         let started = format!(
-            "started node {} (pid {}), client {}, peer {}",
-            node.id, node.pid, node.client_addr, node.peer_addr
+            "started node {} (pid {}), kubernetes api {}, client {}, peer {}",
+            node.id, node.pid, node.api_addr, node.client_addr, node.peer_addr
         );
         cluster.nodes.push(node);
         children.push((addrs.id, child));
@@ -145,7 +145,12 @@ fn layout(paths: &Paths, existing: Option<&Cluster>) -> Result<Layout> {
             nodes: c
                 .nodes
                 .iter()
-                .map(|n| NodeAddrs { id: n.id, peer_addr: n.peer_addr.clone(), client_addr: n.client_addr.clone() })
+                .map(|n| NodeAddrs {
+                    id: n.id,
+                    peer_addr: n.peer_addr.clone(),
+                    client_addr: n.client_addr.clone(),
+                    api_addr: n.api_addr.clone(),
+                })
                 .collect(),
         }
     } else if let Some(layout) = cluster::read_json::<Layout>(&paths.layout_file())? {
@@ -162,18 +167,29 @@ fn layout(paths: &Paths, existing: Option<&Cluster>) -> Result<Layout> {
                 paths.show(&paths.layout_file())
             );
         }
-        let ports = util::free_loopback_ports(2 * REPLICAS as usize)?;
+        let ports = util::free_loopback_ports(3 * REPLICAS as usize)?;
         Layout {
             nodes: (1..=REPLICAS)
-                .zip(ports.chunks(2))
+                .zip(ports.chunks(3))
                 .map(|(id, p)| NodeAddrs {
                     id,
                     peer_addr: format!("127.0.0.1:{}", p[0]),
                     client_addr: format!("127.0.0.1:{}", p[1]),
+                    api_addr: format!("127.0.0.1:{}", p[2]),
                 })
                 .collect(),
         }
     };
+    // Layouts from before the Kubernetes API have no API address: give them one.
+    let mut layout = layout;
+    if layout.nodes.iter().any(|n| n.api_addr.is_empty()) {
+        let ports = util::free_loopback_ports(layout.nodes.len())?;
+        for (n, p) in layout.nodes.iter_mut().zip(ports) {
+            if n.api_addr.is_empty() {
+                n.api_addr = format!("127.0.0.1:{p}");
+            }
+        }
+    }
     let ids: Vec<u64> = layout.nodes.iter().map(|n| n.id).collect();
     ensure!(
         ids == (1..=REPLICAS).collect::<Vec<_>>(),
@@ -201,7 +217,11 @@ fn start_replica(binary: &PathBuf, paths: &Paths, addrs: &NodeAddrs, initial_clu
         .arg("--listen-client")
         .arg(&addrs.client_addr)
         .arg("--initial-cluster")
-        .arg(initial_cluster);
+        .arg(initial_cluster)
+        .arg("--listen-api")
+        .arg(&addrs.api_addr)
+        .arg("--pki-dir")
+        .arg(paths.pki_dir());
 
     let mut log = OpenOptions::new()
         .create(true)
@@ -223,6 +243,7 @@ fn start_replica(binary: &PathBuf, paths: &Paths, addrs: &NodeAddrs, initial_clu
         pid: child.id(),
         peer_addr: addrs.peer_addr.clone(),
         client_addr: addrs.client_addr.clone(),
+        api_addr: addrs.api_addr.clone(),
         data_dir,
         log: log_path,
     };
@@ -379,6 +400,7 @@ mod tests {
                     pid: 0,
                     peer_addr: format!("127.0.0.1:{}", 2000 + id),
                     client_addr: format!("127.0.0.1:{}", 3000 + id),
+                    api_addr: format!("127.0.0.1:{}", 4000 + id),
                     data_dir: PathBuf::from(format!("/tmp/node-{id}/data")),
                     log: PathBuf::from(format!("/tmp/node-{id}/replica.log")),
                 })

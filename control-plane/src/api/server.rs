@@ -1,0 +1,271 @@
+//! The HTTPS server: TLS (with optional client certificates), authentication, routing, and turning
+//! handler results into HTTP responses. `run(config, store, listener, shutdown)` serves until
+//! `shutdown` resolves, so tests start it on port 0 in-process.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use raft_store::Store;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use super::auth::{Authenticator, UserInfo};
+use super::discovery::{self, DiscoveryForm};
+use super::handlers::{Handlers, JsonReply, ResourceRequest};
+use super::query::Query;
+use super::router::{route, Route};
+use super::status::ApiError;
+use super::storage::ObjectStore;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// What the API server needs besides the store.
+#[derive(Clone)]
+pub struct ApiConfig {
+    pub tls: Arc<rustls::ServerConfig>,
+    pub authenticator: Arc<Authenticator>,
+    /// Largest request body accepted (the store's request limit).
+    pub max_body_bytes: usize,
+    /// `host:port` clients should use, for legacy `/api` discovery.
+    pub advertise_address: String,
+}
+
+struct Shared {
+    config: ApiConfig,
+    handlers: Handlers,
+    store: Store,
+}
+
+/// Serves the Kubernetes API on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: ApiConfig,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
+    let acceptor = TlsAcceptor::from(config.tls.clone());
+    let shared = Arc::new(Shared { config, handlers, store });
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "tls handshake failed");
+                    return;
+                }
+            };
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                let cert = cert.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req, cert.as_deref(), peer).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json_response(code: u16, body: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{}\"", w.replace('"', "'"))) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    resp
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut resp = json_response(e.code, &e.to_status(), "application/json", &[]);
+    if let Some(secs) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+fn text_response(code: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(full(text.to_string()));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, peer: SocketAddr) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::debug_span!("request", %method, %path, %peer);
+    async move {
+        let user = shared.config.authenticator.authenticate(cert, header(&req, http::header::AUTHORIZATION));
+        // Health endpoints answer without credentials, as upstream's default RBAC allows.
+        let result = match route(&path) {
+            Ok(Route::Health(kind)) => return health(shared, kind),
+            _ if user.is_none() => Err(ApiError::unauthorized()),
+            Ok(r) => dispatch(shared, r, req, user).await,
+            Err(_) => Err(ApiError::no_route(&path)),
+        };
+        match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(code = e.code, message = %e.message, "request failed");
+                error_response(&e)
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+fn health(shared: &Shared, kind: &str) -> Response<Body> {
+    if kind == "readyz" && shared.store.status().leader.is_none() {
+        return text_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "[-]store failed: no leader (no quorum)\nreadyz check failed\n",
+        );
+    }
+    text_response(StatusCode::OK, "ok")
+}
+
+async fn dispatch(
+    shared: &Shared,
+    route: Route,
+    req: Request<Incoming>,
+    _user: Option<UserInfo>,
+) -> Result<Response<Body>, ApiError> {
+    let accept = header(&req, http::header::ACCEPT).unwrap_or("application/json").to_string();
+    let json = |v: Value| Ok(json_response(200, &v, "application/json", &[]));
+    match route {
+        Route::Version => json(discovery::version()),
+        Route::Metrics => Ok(text_response(StatusCode::OK, "")),
+        Route::OpenApiV3Index => json(discovery::openapi_index()),
+        Route::OpenApiV3GroupVersion { group, version } => discovery::openapi_group_version(&group, &version)
+            .map(|d| json_response(200, &d, "application/json", &[]))
+            .ok_or_else(|| ApiError::no_route(req.uri().path())),
+        Route::OpenApiV2 => Err(ApiError::no_route(req.uri().path())),
+        Route::CoreGroup | Route::Groups => {
+            let core = matches!(route, Route::CoreGroup);
+            let form = DiscoveryForm::from_accept(&accept);
+            let body = match (form, core) {
+                (DiscoveryForm::Legacy, true) => discovery::core_versions(&shared.config.advertise_address),
+                (DiscoveryForm::Legacy, false) => discovery::group_list(),
+                (f, c) => discovery::aggregated(c, f),
+            };
+            Ok(json_response(200, &body, form.content_type(), &[]))
+        }
+        Route::Group(g) => discovery::group(&g)
+            .map(|v| json_response(200, &v, "application/json", &[]))
+            .ok_or_else(|| ApiError::no_route(req.uri().path())),
+        Route::ResourceList { group, version } => discovery::resource_list(&group, &version)
+            .map(|v| json_response(200, &v, "application/json", &[]))
+            .ok_or_else(|| ApiError::no_route(req.uri().path())),
+        Route::Resource(target) => {
+            let query = Query::parse(req.uri().query())?;
+            let content_type = header(&req, http::header::CONTENT_TYPE).map(str::to_string);
+            let method = req.method().clone();
+            let limit = shared.config.max_body_bytes;
+            let body = match Limited::new(req.into_body(), limit + 1).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                        return Err(ApiError::too_large(format!("request body exceeds the {limit}-byte limit")));
+                    }
+                    return Err(ApiError::bad_request(format!("reading the request body: {e}")));
+                }
+            };
+            let r = ResourceRequest {
+                target: &target,
+                query: &query,
+                accept: &accept,
+                content_type: content_type.as_deref(),
+                body: &body,
+            };
+            let h = &shared.handlers;
+            let is_collection = target.name.is_none();
+            let reply: JsonReply = match (&method, is_collection, target.subresource.as_deref()) {
+                (&Method::GET, true, _) if query.bool("watch")? => {
+                    let rx = super::watch::start(h, &r).await?;
+                    return Ok(stream_response(
+                        rx,
+                        if super::handlers::wants_table(&accept) {
+                            "application/json;as=Table;v=v1;g=meta.k8s.io"
+                        } else {
+                            "application/json"
+                        },
+                    ));
+                }
+                (&Method::GET, true, _) => h.list(&r).await?,
+                (&Method::GET, false, None | Some("status")) => h.get(&r).await?,
+                (&Method::POST, true, None) => h.create(&r).await?,
+                (&Method::PUT, false, None | Some("status")) => h.update(&r).await?,
+                (&Method::PATCH, false, None | Some("status")) => h.patch(&r).await?,
+                (&Method::DELETE, false, None) => h.delete(&r).await?,
+                (&Method::DELETE, true, None) => h.delete_collection(&r).await?,
+                (m, _, sub) => {
+                    return Err(ApiError::method_not_allowed(format!(
+                        "{m} is not supported on {}{}",
+                        target.def.qualified(),
+                        sub.map(|s| format!("/{s}")).unwrap_or_default()
+                    )))
+                }
+            };
+            let ct = if super::handlers::wants_table(&accept) && reply.body["kind"] == "Table" {
+                "application/json;as=Table;v=v1;g=meta.k8s.io"
+            } else {
+                "application/json"
+            };
+            Ok(json_response(reply.code, &reply.body, ct, &reply.warnings))
+        }
+        Route::Health(kind) => Ok(health(shared, kind)),
+    }
+}
+
+fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &'static str) -> Response<Body> {
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp
+}

@@ -1,0 +1,71 @@
+//! Driving the real `kubectl` against a test cluster's Kubernetes API.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use crate::cluster::ProcessCluster;
+
+/// `/usr/bin/kubectl` with a kubeconfig and a private discovery cache.
+pub struct Kubectl {
+    pub kubeconfig: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl against replica `server` (an `https://` URL).
+    pub fn run(&self, server: &str, args: &[&str]) -> Output {
+        std::process::Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache_dir)
+            .arg("--server")
+            .arg(server)
+            .args(args)
+            .output()
+            .expect("running /usr/bin/kubectl")
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with stderr if it exits non-zero.
+    pub fn ok(&self, server: &str, args: &[&str]) -> String {
+        let out = self.run(server, args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, server: &str, args: &[&str]) -> String {
+        let out = self.run(server, args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// Waits until every replica's API answers `/readyz` through kubectl.
+pub async fn wait_api_ready(cluster: &ProcessCluster, k: &Kubectl) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..cluster.size() {
+        let url = cluster.api_url(i).expect("api url");
+        loop {
+            if k.kubeconfig.exists() {
+                let out = k.run(&url, &["get", "--raw", "/readyz"]);
+                if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "replica {i} api not ready: {}", cluster.log_tail(i));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
