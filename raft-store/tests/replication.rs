@@ -8,6 +8,22 @@ use std::time::Duration;
 use common::{client, TestCluster};
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, WatchOptions};
 
+/// The mod revisions a watch delivers, in order, until it has delivered `last`.
+async fn revisions_until(stream: &mut etcd_client::WatchStream, last: i64, within: Duration) -> Vec<i64> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(within, async {
+        while seen.last().copied().unwrap_or(0) < last {
+            let resp = stream.message().await.expect("watch stream").expect("watch open");
+            for e in resp.events() {
+                seen.push(e.kv().expect("kv").mod_revision());
+            }
+        }
+    })
+    .await
+    .expect("watcher caught up");
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn elects_one_leader_and_replicates_through_every_replica() {
     let cluster = TestCluster::start(3, |_| {}).await;
@@ -92,18 +108,7 @@ async fn watch_stays_ordered_and_gap_free_across_a_leader_change() {
         acked.push(c.put(format!("w/{i}"), "x", None).await.expect("put").header().expect("h").revision());
     }
 
-    let mut seen = Vec::new();
-    let last = *acked.last().expect("acked");
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while seen.last().copied().unwrap_or(0) < last {
-            let resp = stream.message().await.expect("watch stream").expect("watch open");
-            for e in resp.events() {
-                seen.push(e.kv().expect("kv").mod_revision());
-            }
-        }
-    })
-    .await
-    .expect("watcher caught up");
+    let seen = revisions_until(&mut stream, *acked.last().expect("acked"), Duration::from_secs(20)).await;
     assert_eq!(seen, acked, "every acknowledged revision exactly once, in order");
     cluster.shutdown().await;
 }
@@ -170,18 +175,7 @@ async fn concurrent_writes_share_entries_but_keep_one_revision_each() {
         assert_eq!(value, CLIENTS_PER_REPLICA * INCREMENTS_PER_CLIENT, "no increment of replica {replica} lost");
     }
 
-    let mut seen = Vec::new();
-    let last = *acked.last().expect("acked");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while seen.last().copied().unwrap_or(0) < last {
-            let resp = stream.message().await.expect("watch stream").expect("watch open");
-            for e in resp.events() {
-                seen.push(e.kv().expect("kv").mod_revision());
-            }
-        }
-    })
-    .await
-    .expect("watcher caught up");
+    let seen = revisions_until(&mut stream, *acked.last().expect("acked"), Duration::from_secs(30)).await;
     assert_eq!(seen, expected, "the watcher sees every revision once, in order");
     cluster.shutdown().await;
 }

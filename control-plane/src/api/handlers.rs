@@ -72,12 +72,12 @@ pub fn wants_table(accept: &str) -> bool {
     accept.split(',').next().is_some_and(|first| first.replace(' ', "").contains("as=Table"))
 }
 
-fn include_object(q: &Query) -> IncludeObject {
-    match q.get("includeObject") {
-        Some("Object") => IncludeObject::Object,
-        Some("None") => IncludeObject::None,
-        _ => IncludeObject::Metadata,
-    }
+/// `includeObject` for Table rows; an unknown value is a 400, as upstream.
+pub fn include_object(q: &Query) -> Result<IncludeObject, ApiError> {
+    q.get("includeObject")
+        .unwrap_or("")
+        .parse()
+        .map_err(|e: super::table::TableError| ApiError::bad_request(e.to_string()))
 }
 
 /// Decodes a request body by content type (a missing content type is JSON, as clients rely on).
@@ -106,7 +106,7 @@ fn render_list(req: &ResourceRequest<'_>, items: Vec<Value>, revision: i64, cont
             def.group,
             def.resource,
             &items,
-            include_object(req.query),
+            include_object(req.query).unwrap_or_default(),
             &revision.to_string(),
             cont.as_deref(),
             chrono::Utc::now(),
@@ -126,7 +126,7 @@ fn render_one(req: &ResourceRequest<'_>, obj: Value) -> Value {
             req.def().group,
             req.def().resource,
             &[obj],
-            include_object(req.query),
+            include_object(req.query).unwrap_or_default(),
             &rv,
             None,
             chrono::Utc::now(),
@@ -189,6 +189,7 @@ impl Handlers {
     pub async fn get(&self, req: &ResourceRequest<'_>) -> Result<JsonReply, ApiError> {
         let def = req.def();
         let name = req.name()?;
+        include_object(req.query)?;
         let serializable = req.query.get("resourceVersion") == Some("0");
         let obj = self
             .objects
@@ -201,6 +202,7 @@ impl Handlers {
     pub async fn list(&self, req: &ResourceRequest<'_>) -> Result<JsonReply, ApiError> {
         let def = req.def();
         let filter = Filter::from_query(def, req.query)?;
+        include_object(req.query)?;
         let limit = req.query.int("limit")?.unwrap_or(0) as usize;
         let rv = req.query.get("resourceVersion").unwrap_or("");
         let matching = req.query.get("resourceVersionMatch").unwrap_or("");
@@ -325,12 +327,7 @@ impl Handlers {
             let expected = objects::resource_version(&patched)?;
             let current_rv = objects::resource_version(current)?;
             if expected.is_some() && expected != current_rv {
-                return Err(ApiError::conflict(
-                    def.group,
-                    def.resource,
-                    &name,
-                    "the object has been modified; please apply your changes to the latest version and try again",
-                ));
+                return Err(modified(def, &name));
             }
             let mut next = patched;
             objects::prepare_update(def, current, &mut next, sub);
@@ -364,12 +361,7 @@ impl Handlers {
             let current_rv = objects::resource_version(&current)?.unwrap_or(0);
             if let Some(e) = expected {
                 if e != current_rv {
-                    return Err(ApiError::conflict(
-                        def.group,
-                        def.resource,
-                        name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ));
+                    return Err(modified(def, name));
                 }
             }
             let next = transform(&current)?;
@@ -386,14 +378,7 @@ impl Handlers {
             }
             match self.objects.replace_if(def, ns, name, current_rv, next).await? {
                 Some(stored) => return Ok(stored),
-                None if expected.is_some() => {
-                    return Err(ApiError::conflict(
-                        def.group,
-                        def.resource,
-                        name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ))
-                }
+                None if expected.is_some() => return Err(modified(def, name)),
                 None => continue,
             }
         }
@@ -492,6 +477,16 @@ impl Handlers {
         }
         Ok(JsonReply::ok(status::success(200)))
     }
+}
+
+/// The optimistic-concurrency 409, worded as upstream.
+fn modified(def: &ResourceDef, name: &str) -> ApiError {
+    ApiError::conflict(
+        def.group,
+        def.resource,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+    )
 }
 
 fn objects_strip_rv(v: &mut Value) {

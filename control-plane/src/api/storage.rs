@@ -157,23 +157,9 @@ impl ObjectStore {
         name: &str,
         obj: Value,
     ) -> Result<Value, ApiError> {
-        let key = def.key(namespace, name);
-        let txn = TxnRequest {
-            compare: vec![key_compare(&key, CompareTarget::Create(0))],
-            success: vec![RequestOp::Put(PutRequest {
-                key: key.clone().into_bytes(),
-                value: encode(&obj),
-                ..Default::default()
-            })],
-            failure: vec![],
-        };
-        let (resp, revision) = self.store.txn(txn).await?;
-        if !resp.succeeded {
-            return Err(ApiError::already_exists(def.group, def.resource, name));
-        }
-        let mut out = obj;
-        set_resource_version(&mut out, revision);
-        Ok(out)
+        self.put_if(def, namespace, name, CompareTarget::Create(0), obj)
+            .await?
+            .ok_or_else(|| ApiError::already_exists(def.group, def.resource, name))
     }
 
     /// Replaces the object if it is still at `expected_revision`; `Ok(None)` means it moved on (or
@@ -186,11 +172,23 @@ impl ObjectStore {
         expected_revision: i64,
         obj: Value,
     ) -> Result<Option<Value>, ApiError> {
+        self.put_if(def, namespace, name, CompareTarget::Mod(expected_revision), obj).await
+    }
+
+    /// Writes `obj` if the key's `condition` holds; returns it with its new resourceVersion.
+    async fn put_if(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        condition: CompareTarget,
+        obj: Value,
+    ) -> Result<Option<Value>, ApiError> {
         let key = def.key(namespace, name);
         let txn = TxnRequest {
-            compare: vec![key_compare(&key, CompareTarget::Mod(expected_revision))],
+            compare: vec![key_compare(&key, condition)],
             success: vec![RequestOp::Put(PutRequest {
-                key: key.clone().into_bytes(),
+                key: key.into_bytes(),
                 value: encode(&obj),
                 ..Default::default()
             })],

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::handlers::{wants_table, Filter, Handlers, ResourceRequest};
+use super::handlers::{include_object, wants_table, Filter, Handlers, ResourceRequest};
 use super::objects;
 use super::resources::ResourceDef;
 use super::status::ApiError;
@@ -79,15 +79,7 @@ pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mps
             }],
         ));
     }
-    let enc = Encoder {
-        def,
-        table: wants_table(req.accept),
-        include: match req.query.get("includeObject") {
-            Some("Object") => IncludeObject::Object,
-            Some("None") => IncludeObject::None,
-            _ => IncludeObject::Metadata,
-        },
-    };
+    let enc = Encoder { def, table: wants_table(req.accept), include: include_object(req.query)? };
     // Initial state: for an empty or "0" resourceVersion (legacy semantics), or sendInitialEvents.
     let mut initial = Vec::new();
     let start_revision;
@@ -112,7 +104,11 @@ pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mps
     let (btx, mut brx) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
-            let batch = watcher.next().await;
+            // Stop as soon as the consumer is gone, even while no events arrive.
+            let batch = tokio::select! {
+                _ = btx.closed() => return,
+                b = watcher.next() => b,
+            };
             let failed = batch.is_err();
             if btx.send(batch).await.is_err() || failed {
                 return;
@@ -134,6 +130,7 @@ pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mps
         loop {
             let next = tokio::select! {
                 _ = &mut closed => return,
+                _ = tx.closed() => return,
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = tokio::time::sleep(BOOKMARK_INTERVAL), if bookmarks => None,
                 b = brx.recv() => match b {

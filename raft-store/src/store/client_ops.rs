@@ -127,18 +127,35 @@ impl Store {
 
     /// Waits until this replica has applied everything committed before the call (read index).
     pub async fn read_barrier(&self) -> Result<(), StoreError> {
-        let index = self
-            .inner
-            .reads
-            .join(|| async {
-                match self.on_leader(ForwardRequest::ReadIndex).await {
-                    Ok(ForwardResponse::ReadIndex { index }) => Ok(index),
-                    Ok(other) => Err(super::handle::ReadIndexError(format!("unexpected forward response {other:?}"))),
-                    Err(e) => Err(super::handle::ReadIndexError(e.to_string())),
+        // A round fails when the leader cannot hear from a quorum in time (a busy follower is stuck
+        // in an fsync, say). Reading is idempotent, so such failures are retried with a fresh round
+        // until the request deadline, instead of failing the client's read early.
+        let deadline = Instant::now() + self.config().request_timeout;
+        let mut backoff = Duration::from_millis(10);
+        let index = loop {
+            let round = self
+                .inner
+                .reads
+                .join(|| async {
+                    match self.on_leader(ForwardRequest::ReadIndex).await {
+                        Ok(ForwardResponse::ReadIndex { index }) => Ok(index),
+                        Ok(other) => {
+                            Err(super::handle::ReadIndexError(format!("unexpected forward response {other:?}")))
+                        }
+                        Err(e) => Err(super::handle::ReadIndexError(e.to_string())),
+                    }
+                })
+                .await;
+            match round {
+                Ok(index) => break index,
+                Err(e) if Instant::now() + backoff < deadline => {
+                    tracing::debug!(error = %e.0, "read-index round failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(200));
                 }
-            })
-            .await
-            .map_err(|e| StoreError::Timeout(format!("linearizable read: {}", e.0)))?;
+                Err(e) => return Err(StoreError::Timeout(format!("linearizable read: {}", e.0))),
+            }
+        };
         self.inner
             .raft
             .wait(Some(self.config().request_timeout))
