@@ -294,13 +294,7 @@ impl Handlers {
         let sub = req.target.subresource.as_deref();
         let dry = req.dry_run()?;
         self.guaranteed_update(def, req.ns(), &name, expected, dry, |current| {
-            let mut next = new.clone();
-            objects::prepare_update(def, current, &mut next, sub);
-            let causes = objects::validate_labels(&next);
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(def.group, def.kind, &name, causes));
-            }
-            Ok(next)
+            updated(def, &name, current, new.clone(), sub)
         })
         .await
         .map(JsonReply::ok)
@@ -329,13 +323,7 @@ impl Handlers {
             if expected.is_some() && expected != current_rv {
                 return Err(modified(def, &name));
             }
-            let mut next = patched;
-            objects::prepare_update(def, current, &mut next, sub);
-            let causes = objects::validate_labels(&next);
-            if !causes.is_empty() {
-                return Err(ApiError::invalid(def.group, def.kind, &name, causes));
-            }
-            Ok(next)
+            updated(def, &name, current, patched, sub)
         })
         .await
         .map(JsonReply::ok)
@@ -477,6 +465,23 @@ impl Handlers {
         }
         Ok(JsonReply::ok(status::success(200)))
     }
+}
+
+/// The object an update or patch stores: the new content with what it may not change taken from
+/// `current`, validated.
+fn updated(
+    def: &ResourceDef,
+    name: &str,
+    current: &Value,
+    mut next: Value,
+    subresource: Option<&str>,
+) -> Result<Value, ApiError> {
+    objects::prepare_update(def, current, &mut next, subresource);
+    let causes = objects::validate_labels(&next);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid(def.group, def.kind, name, causes));
+    }
+    Ok(next)
 }
 
 /// The optimistic-concurrency 409, worded as upstream.
