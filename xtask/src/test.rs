@@ -122,18 +122,16 @@ fn python_client() -> Result<()> {
         return Ok(());
     }
     step(format!("installing the Python client ({PYTHON_CLIENT})"));
-    let status = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--root-user-action=ignore",
-            PYTHON_CLIENT,
-        ])
-        .status()?;
-    if !status.success() || !python_has_kubernetes() {
+    let pip = |extra: &[&str]| -> Result<bool> {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--root-user-action=ignore"])
+            .args(extra)
+            .arg(PYTHON_CLIENT)
+            .status()?;
+        Ok(status.success() && python_has_kubernetes())
+    };
+    // Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+    if !pip(&[])? && !pip(&["--break-system-packages"])? {
         bail!("could not install {PYTHON_CLIENT} with pip (python3 -m pip install {PYTHON_CLIENT})");
     }
     Ok(())
