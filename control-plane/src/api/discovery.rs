@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::resources::{self, ResourceDef, RESOURCES};
+use super::resources::{self, ResourceDef};
 
 /// The Kubernetes release whose API this server matches (k8s-openapi feature `v1_33`).
 pub const KUBE_MAJOR: &str = "1";
@@ -263,11 +263,6 @@ pub fn openapi_group_version(group: &str, version: &str) -> Option<Value> {
         "paths": paths,
         "components": { "schemas": {} },
     }))
-}
-
-/// Every resource in discovery order (for tests and the Table fallback).
-pub fn all_resources() -> &'static [ResourceDef] {
-    RESOURCES
 }
 
 #[cfg(test)]

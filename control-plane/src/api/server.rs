@@ -142,7 +142,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, pe
         let user = shared.config.authenticator.authenticate(cert, header(&req, http::header::AUTHORIZATION));
         // Health endpoints answer without credentials, as upstream's default RBAC allows.
         let result = match route(&path) {
-            Ok(Route::Health(kind)) => return health(shared, kind),
+            Ok(r @ Route::Health(_)) => dispatch(shared, r, req, user).await,
             _ if user.is_none() => Err(ApiError::unauthorized()),
             Ok(r) => dispatch(shared, r, req, user).await,
             Err(_) => Err(ApiError::no_route(&path)),
