@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod etcd_api;
 pub mod lease;
+pub mod metrics;
 pub mod mvcc;
 pub mod network;
 pub mod proto;

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::db::{cf, CF_LOG, CF_RAFT_META};
+use crate::metrics::StoreMetrics;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -33,14 +34,17 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 pub struct RocksLogStore {
     db: Arc<DB>,
     syncer: Arc<std::sync::Mutex<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    metrics: Arc<StoreMetrics>,
 }
 
 /// Fsyncs the WAL for queued appends, as many at a time as have queued up, then acknowledges them.
-fn run_syncer(db: Arc<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn run_syncer(db: Arc<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>, metrics: Arc<StoreMetrics>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = db.flush_wal(true);
+        metrics.observe_wal_fsync(started.elapsed());
         for cb in pending {
             cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
         }
@@ -63,13 +67,19 @@ fn synced() -> WriteOptions {
 
 impl RocksLogStore {
     pub fn new(db: Arc<DB>) -> Self {
+        Self::with_metrics(db, Arc::default())
+    }
+
+    /// Like `new`, recording fsync latency and the commit index in `metrics`.
+    pub fn with_metrics(db: Arc<DB>, metrics: Arc<StoreMetrics>) -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
         let sync_db = db.clone();
+        let sync_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("raft-log-sync".into())
-            .spawn(move || run_syncer(sync_db, rx))
+            .spawn(move || run_syncer(sync_db, rx, sync_metrics))
             .expect("spawning the log sync thread");
-        Self { db, syncer: Arc::new(std::sync::Mutex::new(tx)) }
+        Self { db, syncer: Arc::new(std::sync::Mutex::new(tx)), metrics }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -105,9 +115,15 @@ impl RocksLogStore {
     /// Writes `batch` with fsync; raft state changes are acknowledged only after this returns.
     async fn write_synced(&self, batch: WriteBatch, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
         let db = self.db.clone();
-        let result = tokio::task::spawn_blocking(move || db.write_opt(batch, &synced()))
-            .await
-            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, &e))?;
+        let metrics = self.metrics.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let written = db.write_opt(batch, &synced());
+            metrics.observe_wal_fsync(started.elapsed());
+            written
+        })
+        .await
+        .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, &e))?;
         result.map_err(|e| io_err(subject, ErrorVerb::Write, &e))
     }
 }
@@ -168,6 +184,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-learning the commit index from the leader.
+        self.metrics.set_commit_index(committed.map(|l| l.index).unwrap_or(0));
         let bytes = Self::encode(&committed, ErrorSubject::Store)?;
         self.db
             .put_cf(cf(&self.db, CF_RAFT_META), KEY_COMMITTED, bytes)
@@ -175,7 +192,9 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        let committed = self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten();
+        self.metrics.set_commit_index(committed.map(|l| l.index).unwrap_or(0));
+        Ok(committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>

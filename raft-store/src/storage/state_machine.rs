@@ -21,6 +21,7 @@ use super::db::{cf, CF_SM_META};
 use super::snapshot_file::{install_batch, write_snapshot};
 use crate::error::{RequestError, StoreError};
 use crate::lease::tracker::LeaseTracker;
+use crate::metrics::StoreMetrics;
 use crate::mvcc::reader::{decode, ReadView};
 use crate::mvcc::writer::{ApplyOutcome, Writer};
 use crate::types::{
@@ -62,6 +63,7 @@ pub struct RocksStateMachine {
     shared: StateMachineShared,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    metrics: Arc<StoreMetrics>,
 }
 
 impl RocksStateMachine {
@@ -78,7 +80,12 @@ impl RocksStateMachine {
             None => StoredMembership::default(),
         };
         shared.leases.reload(&view.leases()?, Instant::now());
-        Ok(Self { shared, last_applied, membership })
+        Ok(Self { shared, last_applied, membership, metrics: Arc::default() })
+    }
+
+    /// Counts built and installed snapshots in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<StoreMetrics>) -> Self {
+        Self { metrics, ..self }
     }
 
     fn apply_entry(&mut self, entry: &Entry) -> Result<CommandResponse, StoreError> {
@@ -187,11 +194,13 @@ fn write_file_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
 /// Builds snapshots from a RocksDB point-in-time view while the state machine keeps applying.
 pub struct SnapshotBuilder {
     shared: StateMachineShared,
+    metrics: Arc<StoreMetrics>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let shared = self.shared.clone();
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || -> Result<Snapshot, StorageError> {
             let db = &shared.db;
             // Everything the snapshot covers must survive power loss before openraft purges the log.
@@ -215,6 +224,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             write_file_atomic(&shared.snapshot_dir.join(SNAPSHOT_FILE), &data).map_err(snap_err)?;
             let meta_bytes = serde_json::to_vec(&StoredSnapshotMeta { meta: meta.clone() }).map_err(snap_err)?;
             write_file_atomic(&shared.snapshot_dir.join(SNAPSHOT_META_FILE), &meta_bytes).map_err(snap_err)?;
+            metrics.snapshot_built();
             Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
         })
         .await
@@ -253,7 +263,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { shared: self.shared.clone() }
+        SnapshotBuilder { shared: self.shared.clone(), metrics: self.metrics.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -282,6 +292,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         let view = ReadView::live(&db);
         self.shared.leases.reload(&view.leases().map_err(snap_err)?, Instant::now());
         self.shared.hub.reset(view.revision().map_err(snap_err)?);
+        self.metrics.snapshot_installed();
         tracing::info!(snapshot = %meta.snapshot_id, last_log_id = ?meta.last_log_id, "installed snapshot");
         Ok(())
     }

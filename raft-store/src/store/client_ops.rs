@@ -87,11 +87,11 @@ impl Store {
     /// Replicates a command and returns its result once it is committed on a quorum and applied here.
     /// Transactions from concurrent callers share log entries (see `write_batcher`).
     pub async fn write(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
-        if cmd.batchable() {
-            self.write_batched(cmd).await
-        } else {
-            self.write_direct(cmd).await
-        }
+        let started = Instant::now();
+        let result = if cmd.batchable() { self.write_batched(cmd).await } else { self.write_direct(cmd).await };
+        let failed = matches!(result, Err(ref e) if !matches!(e, StoreError::Request(_)));
+        self.inner.metrics.observe_proposal(started.elapsed(), failed);
+        result
     }
 
     /// Replicates a command as a log entry of its own.

@@ -13,6 +13,7 @@ use super::identity::{check_or_init, cluster_id, DB_DIR};
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::lease::tracker::LeaseTracker;
+use crate::metrics::StoreMetrics;
 use crate::mvcc::reader::ReadView;
 use crate::network::peer_client::{NetworkFactory, PeerChannels};
 use crate::storage::db::open_db;
@@ -36,6 +37,7 @@ pub(crate) struct Inner {
     pub writes: super::write_batcher::WriteQueue,
     /// Flipped to true when the replica starts shutting down; long-lived client streams end on it.
     pub closing: tokio::sync::watch::Sender<bool>,
+    pub metrics: Arc<StoreMetrics>,
 }
 
 /// Why a read-index round failed (cloneable, so one failure answers every read in the round).
@@ -69,8 +71,9 @@ impl Store {
             leases: leases.clone(),
             snapshot_dir: config.data_dir.join("snapshots"),
         };
-        let sm = RocksStateMachine::open(shared)?;
-        let log = RocksLogStore::new(db.clone());
+        let metrics = Arc::new(StoreMetrics::default());
+        let sm = RocksStateMachine::open(shared)?.with_metrics(metrics.clone());
+        let log = RocksLogStore::with_metrics(db.clone(), metrics.clone());
         let channels = PeerChannels::default();
         let raft_config = Config {
             cluster_name: format!("gantry-{:016x}", cluster_id(&config.initial_cluster)),
@@ -108,6 +111,7 @@ impl Store {
                 reads: Default::default(),
                 writes: Default::default(),
                 closing: tokio::sync::watch::channel(false).0,
+                metrics,
             }),
         };
         store.spawn_duties();

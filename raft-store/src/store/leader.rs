@@ -94,6 +94,7 @@ impl Store {
         self.spawn(async move { s.leader_duties().await });
         let s = self.clone();
         self.spawn(async move { s.announce_client_urls().await });
+        self.spawn(crate::metrics::track_leader_changes(self.inner.raft.metrics(), self.inner.metrics.clone()));
     }
 
     async fn leader_duties(self) {

@@ -46,13 +46,22 @@ pub struct Watcher {
     edge: i64,
     /// `next_rev - 1`, readable while `next` is pending (for progress notifications).
     progress: Arc<AtomicI64>,
+    /// Return empty batches when revisions pass without matching events.
+    empty_batches: bool,
 }
 
 impl Watcher {
     pub fn new(db: Arc<DB>, hub: Arc<WatchHub>, spec: WatchSpec) -> Self {
         let next_rev = if spec.start_revision > 0 { spec.start_revision } else { hub.revision() + 1 };
         let progress = Arc::new(AtomicI64::new(next_rev - 1));
-        Self { db, hub, spec, next_rev, rx: None, edge: 0, progress }
+        Self { db, hub, spec, next_rev, rx: None, edge: 0, progress, empty_batches: false }
+    }
+
+    /// Makes `next` also return (empty) batches for revisions without matching events, so a consumer
+    /// such as a cache learns promptly how far it is current.
+    pub fn with_empty_batches(mut self) -> Self {
+        self.empty_batches = true;
+        self
     }
 
     /// Shared view of the last revision this watcher has fully delivered.
@@ -111,7 +120,7 @@ impl Watcher {
                     self.advance(rev.revision + 1);
                     let events: Vec<Event> =
                         rev.events.iter().filter(|e| self.keep(e)).cloned().map(|e| self.shape(e)).collect();
-                    if !events.is_empty() {
+                    if !events.is_empty() || self.empty_batches {
                         return Ok(WatchBatch { events, revision: rev.revision });
                     }
                 }
@@ -141,7 +150,7 @@ impl Watcher {
         .map_err(|e| StoreError::Raft(format!("watch catch-up task failed: {e}")))??;
         self.advance(last + 1);
         let events: Vec<Event> = events.into_iter().filter(|e| self.keep(e)).map(|e| self.shape(e)).collect();
-        if events.is_empty() {
+        if events.is_empty() && !self.empty_batches {
             return Ok(None);
         }
         Ok(Some(WatchBatch { events, revision: last }))
