@@ -4,13 +4,15 @@
 //!
 //! - `test`: install missing prerequisites, build the binaries, run the whole test suite ([`test`]);
 //! - `up`: start a local 3-replica cluster in the background and print how to use it ([`up`]);
-//! - `down`: stop that cluster, optionally deleting its data ([`down`]).
+//! - `down`: stop that cluster, optionally deleting its data ([`down`]);
+//! - `gen-proto-schema`: regenerate the Kubernetes protobuf schema table ([`proto_schema`]).
 //!
 //! Shared pieces: the on-disk description of a local cluster ([`cluster`]) and small process, port and
 //! cargo helpers ([`util`]).
 
 mod cluster;
 mod down;
+mod proto_schema;
 mod test;
 mod up;
 mod util;
@@ -35,6 +37,8 @@ enum Command {
     Up(up::Args),
     /// Stop the local cluster started by `cargo xtask up`.
     Down(down::Args),
+    /// Regenerate control-plane/src/api/protobuf/schema.rs from the k8s-pb and k8s-openapi sources.
+    GenProtoSchema(proto_schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Up(args) => up::run(args).map(|()| ExitCode::SUCCESS),
         Command::Down(args) => down::run(args).map(|()| ExitCode::SUCCESS),
+        Command::GenProtoSchema(args) => proto_schema::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
