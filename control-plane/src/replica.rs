@@ -143,6 +143,7 @@ pub async fn run_replica(
     let api_task = api.map(|(listener, api_config)| {
         let store = store.clone();
         let objects = crate::api::storage::ObjectStore::new(store.clone());
+        tokio::spawn(crate::api::namespace_cleanup::run_namespace_cleanup(objects.clone(), stopped()));
         tokio::spawn(async move { crate::api::bootstrap::ensure_bootstrap_objects(&objects).await });
         tracing::info!(address = %api_config.advertise_address, "serving the kubernetes api");
         tokio::spawn(crate::api::run(api_config, store, listener, stopped()))
