@@ -6,6 +6,9 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::admission::{self, WriteVerb};
+use super::apply;
+use super::apply_handler::{apply_error, field_manager, is_apply_patch};
 use super::objects::{self, SystemFields};
 use super::patch::{apply_patch, PatchKind};
 use super::query::Query;
@@ -36,6 +39,7 @@ pub struct ResourceRequest<'a> {
     pub query: &'a Query,
     pub accept: &'a str,
     pub content_type: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
     pub body: &'a Bytes,
 }
 
@@ -94,6 +98,8 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8], limit: usize) -> Res
             serde_yaml_ng::from_slice::<Value>(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))
         }
+        "application/vnd.kubernetes.protobuf" => super::protobuf::decode_object(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}"))),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
@@ -190,12 +196,15 @@ impl Handlers {
         let def = req.def();
         let name = req.name()?;
         include_object(req.query)?;
-        let serializable = req.query.get("resourceVersion") == Some("0");
-        let obj = self
-            .objects
-            .get(def, req.ns(), name, serializable)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+        let cached = if req.query.get("resourceVersion") == Some("0") { self.get_from_cache(req).await? } else { None };
+        let obj = match cached {
+            Some(obj) => obj,
+            None => self
+                .objects
+                .get(def, req.ns(), name, false)
+                .await?
+                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?,
+        };
         Ok(JsonReply::ok(render_one(req, obj)))
     }
 
@@ -251,14 +260,34 @@ impl Handlers {
             return Err(ApiError::method_not_allowed("POST is not allowed on a named object"));
         }
         let mut obj = decode_body(req.content_type, req.body, self.max_body_bytes)?;
+        let warnings = admission::check_fields(def, WriteVerb::Create, req.query.get("fieldValidation"), &mut obj)?;
         objects::check_type(def, def.group, def.version, def.kind, &mut obj)?;
         objects::check_namespace(def, req.ns(), &mut obj)?;
+        let mut reply = self.create_object(req, obj, req.dry_run()?, true).await?;
+        reply.warnings = warnings;
+        Ok(reply)
+    }
+
+    /// Stores a new object: defaults, system fields, validation and (unless the caller already
+    /// settled them, as apply does) field ownership.
+    pub(super) async fn create_object(
+        &self,
+        req: &ResourceRequest<'_>,
+        mut obj: Value,
+        dry_run: bool,
+        track_ownership: bool,
+    ) -> Result<JsonReply, ApiError> {
+        let def = req.def();
         if def.namespaced {
             self.check_namespace_open(req.ns().unwrap_or_default()).await?;
         }
         let sys = SystemFields::generate();
-        let name = objects::prepare_create(def, &mut obj, &sys)?;
-        if req.dry_run()? {
+        let name = admission::admit_new(def, &mut obj, &sys)?;
+        if track_ownership {
+            let manager = field_manager(req)?;
+            apply::track_update(None, &mut obj, &manager, "Update", &def.api_version(), &sys.now);
+        }
+        if dry_run {
             return Ok(JsonReply { code: 201, body: obj, warnings: Vec::new() });
         }
         let created = self.objects.create(def, req.ns(), &name, obj).await?;
@@ -282,6 +311,7 @@ impl Handlers {
         let def = req.def();
         let name = req.name()?.to_string();
         let mut new = decode_body(req.content_type, req.body, self.max_body_bytes)?;
+        let warnings = admission::check_fields(def, WriteVerb::Update, req.query.get("fieldValidation"), &mut new)?;
         objects::check_type(def, def.group, def.version, def.kind, &mut new)?;
         objects::check_namespace(def, req.ns(), &mut new)?;
         let body_name = objects::meta_str(&new, "name");
@@ -291,16 +321,16 @@ impl Handlers {
             )));
         }
         let expected = objects::resource_version(&new)?;
-        let sub = req.target.subresource.as_deref();
         let dry = req.dry_run()?;
-        self.guaranteed_update(def, req.ns(), &name, expected, dry, |current| {
-            updated(def, &name, current, new.clone(), sub)
-        })
-        .await
-        .map(JsonReply::ok)
+        let stored = self
+            .guaranteed_update(def, req.ns(), &name, expected, dry, |current| {
+                self.admit_update(req, current, new.clone())
+            })
+            .await?;
+        Ok(JsonReply { code: 200, body: stored, warnings })
     }
 
-    /// PATCH with JSON, merge or strategic-merge patches.
+    /// PATCH with JSON, merge or strategic-merge patches, or server-side apply.
     pub async fn patch(&self, req: &ResourceRequest<'_>) -> Result<JsonReply, ApiError> {
         let def = req.def();
         let name = req.name()?.to_string();
@@ -311,22 +341,78 @@ impl Handlers {
                 self.max_body_bytes
             )));
         }
+        if is_apply_patch(req.content_type) {
+            return self.server_side_apply(req).await;
+        }
+        let force = req.query.get("force").map(|_| req.query.bool("force")).transpose()?;
+        apply::check_patch_options(false, req.query.get("fieldManager"), force)
+            .map_err(|e| apply_error(def, &name, e))?;
         let ct = req.content_type.unwrap_or("");
         let kind = PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
-        let sub = req.target.subresource.as_deref();
         let dry = req.dry_run()?;
         let body = req.body.clone();
-        self.guaranteed_update(def, req.ns(), &name, None, dry, |current| {
-            let patched = apply_patch(kind, current, &body, def.group, def.kind).map_err(patch_error)?;
-            let expected = objects::resource_version(&patched)?;
-            let current_rv = objects::resource_version(current)?;
-            if expected.is_some() && expected != current_rv {
-                return Err(modified(def, &name));
-            }
-            updated(def, &name, current, patched, sub)
-        })
-        .await
-        .map(JsonReply::ok)
+        let mode = req.query.get("fieldValidation");
+        // The transform may run more than once (compare-and-swap retries): keep the last warnings.
+        let warnings = std::sync::Mutex::new(Vec::new());
+        let stored = self
+            .guaranteed_update(def, req.ns(), &name, None, dry, |current| {
+                let mut patched = apply_patch(kind, current, &body, def.group, def.kind).map_err(patch_error)?;
+                let found = admission::check_fields(def, WriteVerb::Patch, mode, &mut patched)?;
+                *warnings.lock().unwrap_or_else(|p| p.into_inner()) = found;
+                let expected = objects::resource_version(&patched)?;
+                let current_rv = objects::resource_version(current)?;
+                if expected.is_some() && expected != current_rv {
+                    return Err(modified(def, &name));
+                }
+                self.admit_update(req, current, patched)
+            })
+            .await?;
+        let warnings = warnings.into_inner().unwrap_or_else(|p| p.into_inner());
+        Ok(JsonReply { code: 200, body: stored, warnings })
+    }
+
+    /// The object an update or patch stores: the new content with what it may not change taken
+    /// from `current`, validated, with the writer recorded as owner of what it changed.
+    pub(super) fn admit_update(
+        &self,
+        req: &ResourceRequest<'_>,
+        current: &Value,
+        next: Value,
+    ) -> Result<Value, ApiError> {
+        self.admit(req, current, next, true)
+    }
+
+    /// As [`Self::admit_update`], for content whose ownership the caller already settled (apply).
+    pub(super) fn admit_applied(
+        &self,
+        req: &ResourceRequest<'_>,
+        current: &Value,
+        next: Value,
+    ) -> Result<Value, ApiError> {
+        self.admit(req, current, next, false)
+    }
+
+    fn admit(
+        &self,
+        req: &ResourceRequest<'_>,
+        current: &Value,
+        mut next: Value,
+        track_ownership: bool,
+    ) -> Result<Value, ApiError> {
+        let def = req.def();
+        let name = req.name()?;
+        let status_scope = req.target.subresource.as_deref() == Some("status");
+        let settled = next.pointer("/metadata/managedFields").cloned();
+        admission::admit_changed(def, name, current, &mut next, req.target.subresource.as_deref())?;
+        let scope = if status_scope { apply::Scope::Status } else { apply::Scope::Main };
+        if track_ownership {
+            let manager = field_manager(req)?;
+            let now = objects::now_rfc3339();
+            apply::track_update_in_scope(scope, Some(current), &mut next, &manager, "Update", &def.api_version(), &now);
+        } else if let Some(managed) = settled {
+            next["metadata"]["managedFields"] = managed;
+        }
+        Ok(next)
     }
 
     /// Reads, transforms and compare-and-swaps until the write lands. With `expected` set, a
@@ -356,15 +442,11 @@ impl Handlers {
             if dry_run {
                 return Ok(next);
             }
-            let mut unchanged_check = next.clone();
-            objects_strip_rv(&mut unchanged_check);
-            let mut cur_check = current.clone();
-            objects_strip_rv(&mut cur_check);
-            if unchanged_check == cur_check {
+            if same_content(&current, &next) {
                 // A no-op write keeps the resourceVersion, like upstream.
                 return Ok(current);
             }
-            match self.objects.replace_if(def, ns, name, current_rv, next).await? {
+            match self.replace_or_finalize(def, ns, name, &current, current_rv, next).await? {
                 Some(stored) => return Ok(stored),
                 None if expected.is_some() => return Err(modified(def, name)),
                 None => continue,
@@ -373,67 +455,9 @@ impl Handlers {
         Err(ApiError::conflict(def.group, def.resource, name, "too many concurrent updates, try again"))
     }
 
-    /// DELETE: objects with finalizers get a `deletionTimestamp` and stay until the finalizers are
-    /// gone; the rest are removed at once. Returns the object as last seen.
+    /// DELETE of one object (see `deletion`).
     pub async fn delete(&self, req: &ResourceRequest<'_>) -> Result<JsonReply, ApiError> {
-        let def = req.def();
-        let name = req.name()?.to_string();
-        let options =
-            if req.body.is_empty() { json!({}) } else { decode_body(req.content_type, req.body, self.max_body_bytes)? };
-        let dry = req.dry_run()?;
-        for _ in 0..16 {
-            let current = self
-                .objects
-                .get(def, req.ns(), &name, false)
-                .await?
-                .ok_or_else(|| ApiError::not_found(def.group, def.resource, &name))?;
-            let rv = objects::resource_version(&current)?.unwrap_or(0);
-            if let Some(pre) = options.get("preconditions") {
-                if let Some(uid) = pre.get("uid").and_then(Value::as_str) {
-                    if uid != objects::meta_str(&current, "uid") {
-                        return Err(ApiError::conflict(
-                            def.group,
-                            def.resource,
-                            &name,
-                            &format!(
-                                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                                objects::meta_str(&current, "uid")
-                            ),
-                        ));
-                    }
-                }
-                if let Some(prv) = pre.get("resourceVersion").and_then(Value::as_str) {
-                    if prv != rv.to_string() {
-                        return Err(ApiError::conflict(def.group, def.resource, &name, &format!("Precondition failed: ResourceVersion in precondition: {prv}, ResourceVersion in object meta: {rv}")));
-                    }
-                }
-            }
-            let finalizers = current["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-            let is_namespace = def.group.is_empty() && def.kind == "Namespace";
-            if dry {
-                return Ok(JsonReply::ok(current));
-            }
-            if finalizers || is_namespace {
-                if !current["metadata"]["deletionTimestamp"].is_null() {
-                    return Ok(JsonReply::ok(current));
-                }
-                let mut next = current.clone();
-                next["metadata"]["deletionTimestamp"] = json!(objects::now_rfc3339());
-                next["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-                if is_namespace {
-                    next["status"]["phase"] = json!("Terminating");
-                }
-                match self.objects.replace_if(def, req.ns(), &name, rv, next).await? {
-                    Some(stored) => return Ok(JsonReply::ok(stored)),
-                    None => continue,
-                }
-            }
-            match self.objects.delete_if(def, req.ns(), &name, rv).await? {
-                Some(_) => return Ok(JsonReply::ok(current)),
-                None => continue,
-            }
-        }
-        Err(ApiError::conflict(def.group, def.resource, &name, "too many concurrent updates, try again"))
+        self.delete_resource(req).await
     }
 
     /// DELETE on a collection: deletes every matching object.
@@ -455,6 +479,7 @@ impl Handlers {
                 query: req.query,
                 accept: "application/json",
                 content_type: req.content_type,
+                user_agent: req.user_agent,
                 body: req.body,
             };
             match self.delete(&one).await {
@@ -467,25 +492,8 @@ impl Handlers {
     }
 }
 
-/// The object an update or patch stores: the new content with what it may not change taken from
-/// `current`, validated.
-fn updated(
-    def: &ResourceDef,
-    name: &str,
-    current: &Value,
-    mut next: Value,
-    subresource: Option<&str>,
-) -> Result<Value, ApiError> {
-    objects::prepare_update(def, current, &mut next, subresource);
-    let causes = objects::validate_labels(&next);
-    if !causes.is_empty() {
-        return Err(ApiError::invalid(def.group, def.kind, name, causes));
-    }
-    Ok(next)
-}
-
 /// The optimistic-concurrency 409, worded as upstream.
-fn modified(def: &ResourceDef, name: &str) -> ApiError {
+pub(super) fn modified(def: &ResourceDef, name: &str) -> ApiError {
     ApiError::conflict(
         def.group,
         def.resource,
@@ -494,10 +502,22 @@ fn modified(def: &ResourceDef, name: &str) -> ApiError {
     )
 }
 
-fn objects_strip_rv(v: &mut Value) {
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-    }
+/// Whether a write would change nothing but the resourceVersion (and the time stamps of field
+/// ownership, which a no-op must not bump either).
+pub(super) fn same_content(current: &Value, next: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(entries) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
+                for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    e.remove("time");
+                }
+            }
+        }
+        v
+    };
+    strip(current) == strip(next)
 }
 
 fn patch_error(e: super::patch::PatchError) -> ApiError {

@@ -681,10 +681,12 @@ impl fmt::Display for FieldSelector {
 }
 
 fn field_allowed(group: &str, resource: &str, field: &str) -> bool {
-    if matches!(field, "metadata.name" | "metadata.namespace") {
-        return true;
-    }
-    let extra: &[&str] = match (group, resource) {
+    matches!(field, "metadata.name" | "metadata.namespace") || selectable_fields(group, resource).contains(&field)
+}
+
+/// The per-resource selectable fields (besides `metadata.name` and `metadata.namespace`).
+fn selectable_fields(group: &str, resource: &str) -> &'static [&'static str] {
+    match (group, resource) {
         ("", "pods") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -717,8 +719,49 @@ fn field_allowed(group: &str, resource: &str, field: &str) -> bool {
         ("batch", "jobs") => &["status.successful"],
         ("certificates.k8s.io", "certificatesigningrequests") => &["spec.signerName"],
         _ => &[],
+    }
+}
+
+/// The part of `object` that label and field selectors of this resource can read: name, namespace,
+/// labels and the resource's selectable fields (with the fields those are derived from). Caches keep
+/// this instead of whole objects, so filtering does not need to parse every object.
+pub fn selectable_projection(group: &str, resource: &str, object: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    let mut copy = |path: &str| {
+        let Some(found) = path.split('.').try_fold(object, |value, key| value.get(key)) else { return };
+        let mut parts = path.split('.').peekable();
+        let mut node = &mut out;
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_owned(), found.clone());
+                return;
+            }
+            let next = node.entry(part.to_owned()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+            match next.as_object_mut() {
+                Some(map) => node = map,
+                None => return,
+            }
+        }
     };
-    extra.contains(&field)
+    for path in ["metadata.name", "metadata.namespace", "metadata.labels"] {
+        copy(path);
+    }
+    for field in selectable_fields(group, resource) {
+        match *field {
+            "spec.host" => copy("spec.nodeName"),
+            "status.successful" => copy("status.succeeded"),
+            "status.podIP" => {
+                copy("status.podIP");
+                copy("status.podIPs");
+            }
+            "source" => {
+                copy("source.component");
+                copy("reportingComponent");
+            }
+            other => copy(other),
+        }
+    }
+    Value::Object(out)
 }
 
 /// The string upstream's selectable-field set holds for `field`.

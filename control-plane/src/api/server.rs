@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,6 +24,8 @@ use tracing::Instrument;
 use super::auth::{Authenticator, UserInfo};
 use super::discovery::{self, DiscoveryForm};
 use super::handlers::{Handlers, JsonReply, ResourceRequest};
+use super::list_from_cache::ListOutput;
+use super::metrics::{self, ApiMetrics};
 use super::query::Query;
 use super::router::{route, Route};
 use super::status::ApiError;
@@ -45,18 +48,35 @@ struct Shared {
     config: ApiConfig,
     handlers: Handlers,
     store: Store,
+    /// This replica's registry, served on `/metrics`: the API's and the store's metrics.
+    registry: prometheus::Registry,
+    metrics: ApiMetrics,
 }
 
-/// Serves the Kubernetes API on `listener` until `shutdown` resolves.
+/// Serves the Kubernetes API on `listener` until `shutdown` resolves, with a registry of its own.
 pub async fn run(
     config: ApiConfig,
     store: Store,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    run_with_registry(config, store, prometheus::Registry::new(), listener, shutdown).await
+}
+
+/// Like `run`, registering the API's and the store's metrics in `registry` (which may hold other
+/// modules' metrics of this replica) and serving all of it on `/metrics`.
+pub async fn run_with_registry(
+    config: ApiConfig,
+    store: Store,
+    registry: prometheus::Registry,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let metrics = ApiMetrics::register(&registry).map_err(std::io::Error::other)?;
+    store.register_metrics(&registry).map_err(|e| std::io::Error::other(metrics::MetricsError::from(e)))?;
     let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
     let acceptor = TlsAcceptor::from(config.tls.clone());
-    let shared = Arc::new(Shared { config, handlers, store });
+    let shared = Arc::new(Shared { config, handlers, store, registry, metrics });
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -113,6 +133,13 @@ fn json_response(code: u16, body: &Value, content_type: &str, warnings: &[String
     resp
 }
 
+/// A 200 with a body that is already JSON.
+fn raw_json_response(bytes: Bytes) -> Response<Body> {
+    let mut resp = Response::new(full(bytes));
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 fn error_response(e: &ApiError) -> Response<Body> {
     let mut resp = json_response(e.code, &e.to_status(), "application/json", &[]);
     if let Some(secs) = e.retry_after {
@@ -135,16 +162,20 @@ fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&st
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let routed = route(&path);
+    let labels =
+        metrics::labels(&method, routed.as_ref().ok(), req.uri().query(), header(&req, http::header::CONTENT_TYPE));
     let span = tracing::debug_span!("request", %method, %path, %peer);
-    async move {
+    let resp = async move {
         let user = shared.config.authenticator.authenticate(cert, header(&req, http::header::AUTHORIZATION));
         // Health endpoints answer without credentials, as upstream's default RBAC allows.
-        let result = match route(&path) {
-            Ok(r @ Route::Health(_)) => dispatch(shared, r, req, user).await,
+        let result = match routed {
+            Ok(r @ Route::Health(_)) => Box::pin(dispatch(shared, r, req, user)).await,
             _ if user.is_none() => Err(ApiError::unauthorized()),
-            Ok(r) => dispatch(shared, r, req, user).await,
+            Ok(r) => Box::pin(dispatch(shared, r, req, user)).await,
             Err(_) => Err(ApiError::no_route(&path)),
         };
         match result {
@@ -156,7 +187,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, pe
         }
     }
     .instrument(span)
-    .await
+    .await;
+    match shared.metrics.record(&labels, resp.status().as_u16(), started) {
+        // A watch stays open (and is recorded) until its body is dropped; every chunk is one event.
+        Some(watch) => resp.map(|body| {
+            body.map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    watch.event_sent(data.len());
+                }
+                frame
+            })
+            .boxed()
+        }),
+        None => resp,
+    }
+}
+
+fn metrics_response(registry: &prometheus::Registry) -> Result<Response<Body>, ApiError> {
+    let text = metrics::render(registry).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut resp = Response::new(full(text));
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(prometheus::TEXT_FORMAT));
+    Ok(resp)
 }
 
 fn health(shared: &Shared, kind: &str) -> Response<Body> {
@@ -179,7 +230,7 @@ async fn dispatch(
     let json = |v: Value| Ok(json_response(200, &v, "application/json", &[]));
     match route {
         Route::Version => json(discovery::version()),
-        Route::Metrics => Ok(text_response(StatusCode::OK, "")),
+        Route::Metrics => metrics_response(&shared.registry),
         Route::OpenApiV3Index => json(discovery::openapi_index()),
         Route::OpenApiV3GroupVersion { group, version } => discovery::openapi_group_version(&group, &version)
             .map(|d| json_response(200, &d, "application/json", &[]))
@@ -204,6 +255,7 @@ async fn dispatch(
         Route::Resource(target) => {
             let query = Query::parse(req.uri().query())?;
             let content_type = header(&req, http::header::CONTENT_TYPE).map(str::to_string);
+            let user_agent = header(&req, http::header::USER_AGENT).map(str::to_string);
             let method = req.method().clone();
             let limit = shared.config.max_body_bytes;
             let body = match Limited::new(req.into_body(), limit + 1).collect().await {
@@ -220,6 +272,7 @@ async fn dispatch(
                 query: &query,
                 accept: &accept,
                 content_type: content_type.as_deref(),
+                user_agent: user_agent.as_deref(),
                 body: &body,
             };
             let h = &shared.handlers;
@@ -236,11 +289,23 @@ async fn dispatch(
                         },
                     ));
                 }
-                (&Method::GET, true, _) => h.list(&r).await?,
+                (&Method::GET, true, _) => match h.list_from_cache(&r).await? {
+                    Some(ListOutput::Raw(bytes)) => return Ok(raw_json_response(bytes)),
+                    Some(ListOutput::Reply(reply)) => reply,
+                    None => h.list(&r).await?,
+                },
                 (&Method::GET, false, None | Some("status")) => h.get(&r).await?,
+                (&Method::GET, false, Some("scale")) => h.get_scale(&r).await?,
+                (&Method::POST, true, None) if target.def.group.is_empty() && target.def.resource == "bindings" => {
+                    h.create_binding(&r).await?
+                }
                 (&Method::POST, true, None) => h.create(&r).await?,
+                (&Method::POST, false, Some("binding")) => h.create_binding(&r).await?,
+                (&Method::POST, false, Some("eviction")) => h.create_eviction(&r).await?,
                 (&Method::PUT, false, None | Some("status")) => h.update(&r).await?,
+                (&Method::PUT, false, Some("scale")) => h.update_scale(&r).await?,
                 (&Method::PATCH, false, None | Some("status")) => h.patch(&r).await?,
+                (&Method::PATCH, false, Some("scale")) => h.patch_scale(&r).await?,
                 (&Method::DELETE, false, None) => h.delete(&r).await?,
                 (&Method::DELETE, true, None) => h.delete_collection(&r).await?,
                 (m, _, sub) => {

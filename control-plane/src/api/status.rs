@@ -83,6 +83,21 @@ impl ApiError {
         .with_details(group, resource, name)
     }
 
+    /// A server-side apply that would take fields other managers own (`force` overrides).
+    pub fn apply_conflict(group: &str, resource: &str, name: &str, message: String, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(409, "Conflict", message).with_details(group, resource, name);
+        if let Some(d) = e.details.as_mut() {
+            d.causes = causes;
+        }
+        e
+    }
+
+    /// A request refused with the given code and reason (for errors of other modules that carry
+    /// their own HTTP status).
+    pub fn with_code(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::new(code, reason, message)
+    }
+
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
     }

@@ -42,6 +42,7 @@ pub struct ListRead {
 #[derive(Clone)]
 pub struct ObjectStore {
     store: Store,
+    cache: std::sync::Arc<super::cache::WatchCache>,
 }
 
 fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
@@ -73,7 +74,21 @@ fn key_compare(key: &str, target: CompareTarget) -> Compare {
 
 impl ObjectStore {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, cache: Default::default() }
+    }
+
+    /// This replica's watch cache of `def`.
+    pub async fn cache(
+        &self,
+        def: &'static ResourceDef,
+    ) -> Result<std::sync::Arc<super::cache::ResourceCache>, ApiError> {
+        self.cache.resource(def, self).await
+    }
+
+    /// The revision a linearizable read must see: everything committed before this call.
+    pub async fn consistent_revision(&self) -> Result<i64, ApiError> {
+        self.store.read_barrier().await?;
+        Ok(self.store.revision())
     }
 
     pub fn store(&self) -> &Store {

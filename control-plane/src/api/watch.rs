@@ -22,14 +22,14 @@ use raft_store::{RequestError, StoreError};
 /// How often an idle watch that allows bookmarks gets one.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 
-struct Encoder {
-    def: &'static ResourceDef,
-    table: bool,
-    include: IncludeObject,
+pub(super) struct Encoder {
+    pub(super) def: &'static ResourceDef,
+    pub(super) table: bool,
+    pub(super) include: IncludeObject,
 }
 
 impl Encoder {
-    fn event(&self, kind: &str, obj: Value) -> Bytes {
+    pub(super) fn event(&self, kind: &str, obj: Value) -> Bytes {
         let object = if self.table && kind != "ERROR" && kind != "BOOKMARK" {
             let rv = objects::meta_str(&obj, "resourceVersion").to_string();
             table_for(self.def.group, self.def.resource, &[obj], self.include, &rv, None, chrono::Utc::now())
@@ -41,7 +41,7 @@ impl Encoder {
         Bytes::from(line)
     }
 
-    fn bookmark(&self, revision: i64, initial_end: bool) -> Bytes {
+    pub(super) fn bookmark(&self, revision: i64, initial_end: bool) -> Bytes {
         let mut meta = json!({ "resourceVersion": revision.to_string() });
         if initial_end {
             meta["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
@@ -54,32 +54,84 @@ impl Encoder {
     }
 }
 
+/// What a watch request asks for.
+pub(super) struct WatchParams {
+    pub(super) filter: Filter,
+    pub(super) namespace: Option<String>,
+    pub(super) bookmarks: bool,
+    pub(super) send_initial: bool,
+    pub(super) timeout: Duration,
+    /// The `resourceVersion` parameter, as given.
+    pub(super) rv: String,
+    pub(super) encoder: Encoder,
+}
+
 /// Starts a watch; the returned receiver yields the response body chunks until the watch ends.
+/// Served from the watch cache when it can be; from the store otherwise (a resourceVersion older
+/// than the cache's history).
 pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let def = req.target.def;
-    let filter = Filter::from_query(def, req.query)?;
-    let ns = req.target.namespace.clone();
-    let bookmarks = req.query.bool("allowWatchBookmarks")?;
-    let send_initial = req.query.bool("sendInitialEvents")?;
-    let timeout = match req.query.int("timeoutSeconds")? {
-        Some(s) if s > 0 => Duration::from_secs(s as u64),
-        _ => Duration::from_secs(1800 + rand::random_range(0..1800)),
+    let params = WatchParams::parse(req)?;
+    let params = match super::watch_from_cache::start(handlers, params).await? {
+        Ok(rx) => return Ok(rx),
+        Err(params) => params,
     };
-    let rv = req.query.get("resourceVersion").unwrap_or("").to_string();
-    if send_initial && req.query.get("resourceVersionMatch") != Some("NotOlderThan") {
-        return Err(ApiError::invalid(
-            def.group,
-            def.kind,
-            "",
-            vec![super::status::Cause {
-                reason: "FieldValueInvalid",
-                field: "resourceVersionMatch".into(),
-                message: "Invalid value: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
-                    .into(),
-            }],
-        ));
+    start_from_store(handlers, params).await
+}
+
+impl WatchParams {
+    fn parse(req: &ResourceRequest<'_>) -> Result<Self, ApiError> {
+        let def = req.target.def;
+        let params = Self {
+            filter: Filter::from_query(def, req.query)?,
+            namespace: req.target.namespace.clone(),
+            bookmarks: req.query.bool("allowWatchBookmarks")?,
+            send_initial: req.query.bool("sendInitialEvents")?,
+            timeout: match req.query.int("timeoutSeconds")? {
+                Some(s) if s > 0 => Duration::from_secs(s as u64),
+                _ => Duration::from_secs(1800 + rand::random_range(0..1800)),
+            },
+            rv: req.query.get("resourceVersion").unwrap_or("").to_string(),
+            encoder: Encoder { def, table: wants_table(req.accept), include: include_object(req.query)? },
+        };
+        if params.send_initial && req.query.get("resourceVersionMatch") != Some("NotOlderThan") {
+            return Err(send_initial_needs_not_older_than(def));
+        }
+        Ok(params)
     }
-    let enc = Encoder { def, table: wants_table(req.accept), include: include_object(req.query)? };
+
+    /// Whether the watch starts with the current state (legacy empty or "0" resourceVersion, or
+    /// `sendInitialEvents`).
+    pub(super) fn wants_initial_state(&self) -> bool {
+        self.rv.is_empty() || self.rv == "0" || self.send_initial
+    }
+
+    /// The revision after the given resourceVersion.
+    pub(super) fn start_after_rv(&self) -> Result<i64, ApiError> {
+        start_after_rv(&self.rv)
+    }
+}
+
+fn start_after_rv(rv: &str) -> Result<i64, ApiError> {
+    let n: i64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+    Ok(n + 1)
+}
+
+fn send_initial_needs_not_older_than(def: &ResourceDef) -> ApiError {
+    ApiError::invalid(
+        def.group,
+        def.kind,
+        "",
+        vec![super::status::Cause {
+            reason: "FieldValueInvalid",
+            field: "resourceVersionMatch".into(),
+            message: "Invalid value: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+        }],
+    )
+}
+
+async fn start_from_store(handlers: &Handlers, params: WatchParams) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let WatchParams { filter, namespace: ns, bookmarks, send_initial, timeout, rv, encoder: enc } = params;
+    let def = enc.def;
     // Initial state: for an empty or "0" resourceVersion (legacy semantics), or sendInitialEvents.
     let mut initial = Vec::new();
     let start_revision;
@@ -95,8 +147,7 @@ pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mps
             initial_end_bookmark = Some(enc.bookmark(page.revision, true));
         }
     } else {
-        let n: i64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-        start_revision = n + 1;
+        start_revision = start_after_rv(&rv)?;
     }
     let mut watcher = handlers.objects.watch(def, ns.as_deref(), start_revision);
     let progress = watcher.progress();
