@@ -24,14 +24,19 @@ use anyhow::{bail, Result};
 use crate::util::{self, step, warn, Workspace};
 
 /// Debian packages the build and the current tests need.
-const REQUIRED: &[&str] = &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client"];
+const REQUIRED: &[&str] = &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client", "curl"];
 
 /// Debian packages that later work needs (real container runtime tests); installed when possible.
 const LATER: &[&str] = &["containerd", "runc", "containernetworking-plugins", "umoci", "busybox-static"];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
-const REQUIRED_COMMANDS: &[(&str, &str)] =
-    &[("protoc", "protobuf-compiler"), ("clang", "clang"), ("etcd", "etcd-server"), ("etcdctl", "etcd-client")];
+const REQUIRED_COMMANDS: &[(&str, &str)] = &[
+    ("protoc", "protobuf-compiler"),
+    ("clang", "clang"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("curl", "curl"),
+];
 
 /// Directory of the `gantry-control-plane` binary for process-level tests (read by the `tests` crate).
 const BIN_DIR_ENV: &str = "GANTRY_BIN_DIR";
