@@ -5,6 +5,9 @@
 //! through the etcd v3 gRPC API with the same client library (`etcd-client`) and
 //! reports throughput, latency percentiles and memory use side by side.
 //!
+//! The `api-bench` binary measures a Kubernetes API server (Gantry's or any other) through its
+//! REST API; its modules live under [`api`].
+//!
 //! Module map:
 //! - [`cli`]: command-line flags and their parsers.
 //! - [`ports`]: free loopback ports.
@@ -16,7 +19,9 @@
 //! - [`rss`]: memory figures from `/proc/<pid>/status`.
 //! - [`report`]: result types, text tables and the JSON document.
 //! - [`bench`]: the per-system benchmark sequence.
+//! - [`api`]: everything of `api-bench`.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod cluster;
