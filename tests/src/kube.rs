@@ -69,3 +69,15 @@ pub async fn wait_api_ready(cluster: &ProcessCluster, k: &Kubectl) {
         }
     }
 }
+
+/// Starts a 3-replica cluster serving the Kubernetes API and waits until every replica is ready.
+/// Returns the cluster, kubectl set up for its admin kubeconfig, and a scratch directory.
+pub async fn start_api_cluster() -> (ProcessCluster, Kubectl, tempfile::TempDir) {
+    let config = crate::cluster::ClusterConfig { kubernetes_api: true, ..Default::default() };
+    let launcher = crate::launcher::Launcher::gantry().expect("gantry binary");
+    let cluster = ProcessCluster::start(launcher, config).await.expect("cluster");
+    let work = tempfile::tempdir().expect("tempdir");
+    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
+    wait_api_ready(&cluster, &k).await;
+    (cluster, k, work)
+}

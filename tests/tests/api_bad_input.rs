@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::start_api_cluster;
 use serde_json::Value;
 
 struct Curl<'a> {
@@ -71,11 +69,7 @@ const DEPLOYMENT: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_upstream_statuses_and_change_nothing() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, _k, work) = start_api_cluster().await;
     let pki = cluster.pki_dir();
     let c = Curl { pki: &pki, work: work.path(), server: cluster.api_url(1).expect("url") };
     let cms = "/api/v1/namespaces/default/configmaps";

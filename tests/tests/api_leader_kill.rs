@@ -7,18 +7,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::start_api_cluster;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_and_the_watch_survive_a_leader_kill() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let mut cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (mut cluster, _k, _work) = start_api_cluster().await;
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await.expect("leader");
     let servers: Vec<String> = (0..cluster.size()).map(|i| cluster.api_url(i).expect("url")).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/leader_kill.py");

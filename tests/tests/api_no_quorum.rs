@@ -5,9 +5,8 @@
 
 use std::path::Path;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::cluster::ProcessCluster;
+use gantry_tests::kube::start_api_cluster;
 
 async fn phase(cluster: &ProcessCluster, server: &str, phase: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/no_quorum.py");
@@ -28,11 +27,7 @@ async fn phase(cluster: &ProcessCluster, server: &str, phase: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_quorum_serves_cached_reads_and_refuses_writes() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let mut cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (mut cluster, k, _work) = start_api_cluster().await;
     let survivor = cluster.api_url(0).expect("url");
     let created = k.ok(&survivor, &["create", "configmap", "before", "--from-literal=a=1"]);
     assert_eq!(created.trim(), "configmap/before created");

@@ -6,9 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::start_api_cluster;
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
@@ -18,11 +16,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_basics_against_three_replicas() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, k, work) = start_api_cluster().await;
     let (r0, r1, r2) =
         (cluster.api_url(0).expect("url"), cluster.api_url(1).expect("url"), cluster.api_url(2).expect("url"));
 

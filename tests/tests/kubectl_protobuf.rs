@@ -5,9 +5,7 @@
 
 use serde_json::Value;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::{start_api_cluster, Kubectl};
 
 const NS: &str = "proto-ns";
 
@@ -20,11 +18,7 @@ fn get_json(k: &Kubectl, server: &str, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_create_generators_send_protobuf_that_the_server_decodes() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, k, _work) = start_api_cluster().await;
     let (r0, r1) = (cluster.api_url(0).expect("url"), cluster.api_url(1).expect("url"));
 
     // The namespace: check on the wire that kubectl really sent protobuf.

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::start_api_cluster;
 use serde_json::Value;
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
@@ -61,11 +59,7 @@ fn json(out: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_suite_against_three_replicas() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, k, work) = start_api_cluster().await;
     let (r0, r1, r2) =
         (cluster.api_url(0).expect("url"), cluster.api_url(1).expect("url"), cluster.api_url(2).expect("url"));
     let path = |p: &PathBuf| p.to_str().expect("utf8").to_string();

@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::{start_api_cluster, Kubectl};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -109,11 +107,7 @@ const WATCH_CONFIGMAPS: [(&str, &str); 3] = [("verb", "WATCH"), ("resource", "co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_replica_serves_store_and_api_metrics() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, k, work) = start_api_cluster().await;
     let urls: Vec<String> = (0..cluster.size()).map(|i| cluster.api_url(i).expect("api url")).collect();
 
     // An unknown bearer token is refused here like on any other path.

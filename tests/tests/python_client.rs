@@ -4,17 +4,11 @@
 
 use std::path::Path;
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::start_api_cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_suite_passes() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, _k, _work) = start_api_cluster().await;
     let servers: Vec<String> = (0..cluster.size()).map(|i| cluster.api_url(i).expect("url")).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/client_suite.py");
     let out = tokio::process::Command::new("python3")

@@ -6,9 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use gantry_tests::client::bounded;
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::cluster::ProcessCluster;
+use gantry_tests::kube::start_api_cluster;
 
 async fn stage(cluster: &ProcessCluster, stage: &str, env: &[(&str, String)]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/expiry.py");
@@ -29,11 +28,7 @@ async fn stage(cluster: &ProcessCluster, stage: &str, env: &[(&str, String)]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_expires_old_continue_tokens_and_watches() {
-    let config = ClusterConfig { kubernetes_api: true, ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: work.path().join("cache") };
-    wait_api_ready(&cluster, &k).await;
+    let (cluster, _k, _work) = start_api_cluster().await;
     let out = stage(&cluster, "before", &[]).await;
     let first_page: serde_json::Value =
         serde_json::from_str(out.lines().find(|l| l.starts_with('{')).expect("JSON line")).expect("json");

@@ -452,11 +452,7 @@ pub async fn delete_object(
     options: &DeleteOptions,
 ) -> Result<DeleteOutcome, ApiError> {
     for _ in 0..16 {
-        let current = objects
-            .get(def, namespace, name, false)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
-        let rv = objects::resource_version(&current)?.unwrap_or(0);
+        let (current, rv) = objects.get_existing(def, namespace, name).await?;
         let plan = plan_delete(def, &current, options, Utc::now()).map_err(|e| e.into_api_error(def, name))?;
         match plan {
             DeletePlan::Pending => return Ok(DeleteOutcome { object: current, removed: false }),

@@ -199,11 +199,7 @@ impl Handlers {
         let cached = if req.query.get("resourceVersion") == Some("0") { self.get_from_cache(req).await? } else { None };
         let obj = match cached {
             Some(obj) => obj,
-            None => self
-                .objects
-                .get(def, req.ns(), name, false)
-                .await?
-                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?,
+            None => self.objects.get_existing(def, req.ns(), name).await?.0,
         };
         Ok(JsonReply::ok(render_one(req, obj)))
     }
@@ -427,12 +423,7 @@ impl Handlers {
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         for _ in 0..16 {
-            let current = self
-                .objects
-                .get(def, ns, name, false)
-                .await?
-                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
-            let current_rv = objects::resource_version(&current)?.unwrap_or(0);
+            let (current, current_rv) = self.objects.get_existing(def, ns, name).await?;
             if let Some(e) = expected {
                 if e != current_rv {
                     return Err(modified(def, name));

@@ -109,6 +109,20 @@ impl ObjectStore {
         resp.kvs.first().map(|kv| decode(def, kv)).transpose()
     }
 
+    /// The current object (read linearizably) and its revision; a 404 when there is none.
+    pub async fn get_existing(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, i64), ApiError> {
+        let key = def.key(namespace, name);
+        let req = RangeRequest { range: KeyRange::single(key.into_bytes()), ..Default::default() };
+        let (resp, _) = self.store.range(req, false).await?;
+        let kv = resp.kvs.first().ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+        Ok((decode(def, kv)?, kv.mod_revision))
+    }
+
     /// Objects of `def` (in `namespace`, or all), in key order.
     pub async fn list(
         &self,

@@ -250,11 +250,7 @@ impl Handlers {
     pub async fn get_scale(&self, req: &ResourceRequest<'_>) -> Result<JsonReply, ApiError> {
         let def = req.target.def;
         let name = object_name(req)?;
-        let parent = self
-            .objects
-            .get(def, req.target.namespace.as_deref(), name, false)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+        let (parent, _) = self.objects.get_existing(def, req.target.namespace.as_deref(), name).await?;
         let scale = scale_of(&parent).map_err(|e| e.into_api_error(name))?;
         Ok(JsonReply { code: 200, body: scale, warnings: Vec::new() })
     }
@@ -308,12 +304,7 @@ impl Handlers {
                 .map_err(|e| e.into_api_error(name))
         };
         for _ in 0..16 {
-            let current = self
-                .objects
-                .get(def, ns, name, false)
-                .await?
-                .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
-            let current_rv = objects::resource_version(&current)?.unwrap_or(0);
+            let (current, current_rv) = self.objects.get_existing(def, ns, name).await?;
             let scale = scale_of(&current).map_err(|e| e.into_api_error(name))?;
             let wanted = wanted_scale(&scale)?;
             if objects::resource_version(&wanted)?.is_some_and(|rv| rv != current_rv) {
@@ -399,11 +390,7 @@ impl Handlers {
         check_body(req, &mut eviction, "policy", &["v1", "v1beta1"], "Eviction", name)?;
         let options = DeleteOptions::parse(req.query, eviction.get("deleteOptions").filter(|v| !v.is_null()))
             .map_err(|e| e.into_api_error(def, name))?;
-        let pod = self
-            .objects
-            .get(def, ns, name, false)
-            .await?
-            .ok_or_else(|| ApiError::not_found(def.group, def.resource, name))?;
+        let (pod, _) = self.objects.get_existing(def, ns, name).await?;
         check_disruption_budgets(&pod)?;
         delete_object(&self.objects, def, ns, name, &options).await?;
         Ok(JsonReply { code: 201, body: status::success(201), warnings: Vec::new() })
