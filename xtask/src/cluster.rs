@@ -182,7 +182,7 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
         format!("Use it with kubectl (admin credentials in {kubeconfig}):"),
         format!("  export KUBECONFIG=$PWD/{kubeconfig}"),
         "  kubectl get namespaces".to_owned(),
-        "  kubectl create configmap demo --from-literal=greeting=hello --dry-run=client -o json | kubectl create -f -"
+        "  kubectl create configmap demo --from-literal=greeting=hello"
             .to_owned(),
         "  kubectl get configmaps -o wide".to_owned(),
         "  (every replica serves the API; the kubeconfig points at node 1, add --server https://<kubernetes api> for another)"
