@@ -63,14 +63,23 @@ impl ResourceCache {
     }
 
     async fn load(def: &'static ResourceDef, objects: &ObjectStore) -> Result<(CacheState, i64), ApiError> {
-        let page = objects.list(def, None, &ListRead { serializable: true, ..Default::default() }, |_| true).await?;
+        // Build the map while the chunks stream by (the filter keeps nothing), so a large resource is
+        // never held twice, as parsed objects and as cached ones.
         let mut map = BTreeMap::new();
-        for obj in page.items {
-            let name = crate::api::objects::meta_str(&obj, "name").to_string();
-            let ns = crate::api::objects::meta_str(&obj, "namespace").to_string();
-            let key = def.key(Some(&ns).filter(|n| !n.is_empty()).map(String::as_str), &name);
-            let revision = crate::api::objects::resource_version(&obj)?.unwrap_or(page.revision);
-            map.insert(key.clone(), Arc::new(CachedObject::new(def, key, revision, obj)?));
+        let mut failed = None;
+        let read = ListRead { serializable: true, ..Default::default() };
+        let page = objects
+            .list(def, None, &read, |obj| {
+                if failed.is_none() {
+                    if let Err(e) = cache_entry(def, obj).map(|o| map.insert(o.key.clone(), Arc::new(o))) {
+                        failed = Some(e);
+                    }
+                }
+                false
+            })
+            .await?;
+        if let Some(e) = failed {
+            return Err(e);
         }
         let state = CacheState {
             objects: map,
@@ -227,6 +236,15 @@ impl ResourceCache {
         *self.write() = state;
         self.revision.send_replace(revision);
     }
+}
+
+/// The cached form of a listed object (which carries its resourceVersion).
+fn cache_entry(def: &ResourceDef, obj: &serde_json::Value) -> Result<CachedObject, ApiError> {
+    let meta = |field| crate::api::objects::meta_str(obj, field);
+    let namespace = Some(meta("namespace")).filter(|n| !n.is_empty());
+    let key = def.key(namespace, meta("name"));
+    let revision = crate::api::objects::resource_version(obj)?.unwrap_or(0);
+    CachedObject::new(def, key, revision, obj.clone())
 }
 
 /// Follows the store from `revision` until the cache is dropped or the store closes.
