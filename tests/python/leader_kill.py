@@ -105,6 +105,13 @@ def create_all(names, acked, state):
             time.sleep(0.1)
 
 
+T0 = time.time()
+
+
+def progress(what):
+    print(f"# {time.time() - T0:6.1f}s {what}", flush=True)
+
+
 def main():
     first = APIS[LEADER]
     first.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
@@ -119,7 +126,9 @@ def main():
     print("started", flush=True)
     line = sys.stdin.readline().strip()
     check("the harness killed the leader", line.startswith("killed"), line)
+    progress("leader killed")
     create_all([f"cm-{i:04d}" for i in range(BEFORE_KILL, BEFORE_KILL + AFTER_KILL)], acked, state)
+    progress(f"creates done ({len(acked)} acknowledged)")
     check("creates went on after the kill", len(acked) >= BEFORE_KILL + AFTER_KILL // 2, f"{len(acked)} acknowledged")
 
     # Read the outcome through any replica that answers.
@@ -140,12 +149,14 @@ def main():
     missing = [n for n in acked if n not in existing]
     check("every acknowledged create exists", not missing, f"missing {missing}")
 
+    progress("outcome read")
     deadline = time.time() + 30
     while time.time() < deadline and (not watcher.events or watcher.events[-1][2] < final_rv):
         if len({n for _, n, _ in watcher.events}) >= len(existing):
             break
         time.sleep(0.1)
     watcher.stop.set()
+    progress(f"watch caught up ({len(watcher.events)} events)")
     events = list(watcher.events)
     revisions = [rv for _, _, rv in events]
     check("watch events arrive in strictly increasing resourceVersion order",

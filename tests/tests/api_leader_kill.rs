@@ -12,8 +12,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_creates_and_the_watch_survive_a_leader_kill() {
+    let t0 = std::time::Instant::now();
     let (mut cluster, _k, _work) = start_api_cluster().await;
+    println!("# {:?} cluster ready", t0.elapsed());
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await.expect("leader");
+    println!("# {:?} leader is replica {leader}", t0.elapsed());
     let servers: Vec<String> = (0..cluster.size()).map(|i| cluster.api_url(i).expect("url")).collect();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/leader_kill.py");
     let mut child = tokio::process::Command::new("python3")
@@ -46,6 +49,7 @@ async fn acknowledged_creates_and_the_watch_survive_a_leader_kill() {
         child.stderr.take().expect("stderr").read_to_string(&mut err).await.expect("stderr");
         panic!("the script ended before starting:\n{transcript}\n{err}");
     }
+    println!("# {:?} script started its stream", t0.elapsed());
     cluster.kill(leader).expect("SIGKILL the leader");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin.write_all(b"killed\n").await.expect("tell the script");
@@ -63,9 +67,11 @@ async fn acknowledged_creates_and_the_watch_survive_a_leader_kill() {
     .await
     .expect("the script finishes in time");
     let (out, err, status) = rest;
+    println!("# {:?} script done", t0.elapsed());
     transcript.push_str(&out);
     assert!(status.success(), "leader-kill script failed:\n{transcript}\n{err}");
     assert!(transcript.contains("all checks passed"), "{transcript}");
+    println!("{transcript}");
     for check in [
         "every acknowledged create exists",
         "the watch saw every object exactly once",
