@@ -327,8 +327,24 @@ async fn dispatch(
     }
 }
 
-fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>, content_type: &'static str) -> Response<Body> {
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
+/// Makes a `Send` stream usable as a (`Sync`) boxed body: it is only ever polled through `&mut`,
+/// so the mutex is never locked.
+struct SyncStream<S>(std::sync::Mutex<S>);
+
+impl<S: futures::Stream + Unpin> futures::Stream for SyncStream<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let inner = self.get_mut().0.get_mut().unwrap_or_else(|p| p.into_inner());
+        std::pin::Pin::new(inner).poll_next(cx)
+    }
+}
+
+fn stream_response(chunks: super::watch::WatchStream, content_type: &'static str) -> Response<Body> {
+    let stream = SyncStream(std::sync::Mutex::new(chunks)).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
     resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp.headers_mut().insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));

@@ -19,6 +19,9 @@ use super::table::{table_for, IncludeObject};
 use raft_store::mvcc::model::EventKind;
 use raft_store::{RequestError, StoreError};
 
+/// The body of a watch response: chunks until the watch ends.
+pub type WatchStream = futures::stream::BoxStream<'static, Bytes>;
+
 /// How often an idle watch that allows bookmarks gets one.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -69,13 +72,14 @@ pub(super) struct WatchParams {
 /// Starts a watch; the returned receiver yields the response body chunks until the watch ends.
 /// Served from the watch cache when it can be; from the store otherwise (a resourceVersion older
 /// than the cache's history).
-pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+pub async fn start(handlers: &Handlers, req: &ResourceRequest<'_>) -> Result<WatchStream, ApiError> {
     let params = WatchParams::parse(req)?;
     let params = match super::watch_from_cache::start(handlers, params).await? {
         Ok(rx) => return Ok(rx),
         Err(params) => params,
     };
-    start_from_store(handlers, params).await
+    let rx = start_from_store(handlers, params).await?;
+    Ok(futures::StreamExt::boxed(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
 impl WatchParams {

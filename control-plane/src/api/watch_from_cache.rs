@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, mpsc};
+use futures::StreamExt;
+use tokio::sync::broadcast;
 
 use super::cache::{watch_line, CachedEvent, CachedObject, ResourceCache};
 use super::handlers::{Filter, Handlers};
 use super::status::ApiError;
-use super::watch::{Encoder, WatchParams, BOOKMARK_INTERVAL};
+use super::watch::{Encoder, WatchParams, WatchStream, BOOKMARK_INTERVAL};
 
 /// How long a watch waits for the cache to reach a requested or consistent revision.
 const CACHE_WAIT: Duration = Duration::from_secs(3);
@@ -24,7 +25,7 @@ const CACHE_WAIT: Duration = Duration::from_secs(3);
 pub(super) async fn start(
     handlers: &Handlers,
     params: WatchParams,
-) -> Result<Result<mpsc::Receiver<Bytes>, WatchParams>, ApiError> {
+) -> Result<Result<WatchStream, WatchParams>, ApiError> {
     let def = params.encoder.def;
     let cache = match handlers.objects.cache(def).await {
         Ok(c) => c,
@@ -59,28 +60,24 @@ pub(super) async fn start(
             None => return Ok(Err(params)),
         }
     };
-    let closed = handlers.objects.store().closed();
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
     let stream = CacheWatch {
         cache,
         filter: params.filter,
         encoder: params.encoder,
         prefix: namespace_prefix(def, params.namespace.as_deref()),
+        initial: initial.into(),
         history: sub.history.into(),
         events: sub.events,
         last_sent: start_revision - 1,
         start_revision,
+        bookmarks: params.bookmarks,
+        ticker: tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL),
+        deadline: tokio::time::Instant::now() + params.timeout,
+        closed: Box::pin(handlers.objects.store().closed()),
     };
-    let (bookmarks, timeout) = (params.bookmarks, params.timeout);
-    tokio::spawn(async move {
-        for chunk in initial {
-            if tx.send(chunk).await.is_err() {
-                return;
-            }
-        }
-        stream.run(tx, bookmarks, timeout, closed).await;
-    });
-    Ok(Ok(rx))
+    // The response body pulls straight from the cache's broadcast: no task or channel per watcher
+    // between the event and the connection's write.
+    Ok(Ok(futures::stream::unfold(stream, |mut s| async move { s.next_chunk().await.map(|b| (b, s)) }).boxed()))
 }
 
 fn namespace_prefix(def: &super::resources::ResourceDef, namespace: Option<&str>) -> String {
@@ -104,40 +101,38 @@ struct CacheWatch {
     encoder: Encoder,
     /// Key prefix of the watched namespace (or the whole resource).
     prefix: String,
+    /// Initial-state lines still to send.
+    initial: VecDeque<Bytes>,
     /// Past events still to replay before the live ones.
     history: VecDeque<Arc<CachedEvent>>,
     events: broadcast::Receiver<Arc<CachedEvent>>,
     last_sent: i64,
     start_revision: i64,
+    bookmarks: bool,
+    ticker: tokio::time::Interval,
+    deadline: tokio::time::Instant,
+    closed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 }
 
 impl CacheWatch {
-    async fn run(
-        mut self,
-        tx: mpsc::Sender<Bytes>,
-        bookmarks: bool,
-        timeout: Duration,
-        closed: impl std::future::Future<Output = ()>,
-    ) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
-        tokio::pin!(closed);
+    /// The next chunk of the response body; `None` ends the watch.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(line) = self.initial.pop_front() {
+            return Some(line);
+        }
         loop {
             let event = match self.history.pop_front() {
                 Some(e) => e,
                 None => tokio::select! {
-                    _ = &mut closed => return,
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep_until(deadline) => return,
-                    _ = ticker.tick(), if bookmarks => {
+                    _ = &mut self.closed => return None,
+                    _ = tokio::time::sleep_until(self.deadline) => return None,
+                    _ = self.ticker.tick(), if self.bookmarks => {
                         // Everything up to the cache's revision was published before we read it, so
                         // an empty queue means this watcher has seen all of it.
                         let revision = self.cache.revision();
                         if self.events.is_empty() && revision >= self.last_sent {
                             self.last_sent = revision;
-                            if tx.send(self.encoder.bookmark(revision, false)).await.is_err() {
-                                return;
-                            }
+                            return Some(self.encoder.bookmark(revision, false));
                         }
                         continue;
                     }
@@ -145,17 +140,16 @@ impl CacheWatch {
                         Ok(e) => e,
                         // Fell too far behind, or the cache was rebuilt: the client resumes from
                         // the last resourceVersion it saw.
-                        Err(_) => return,
+                        Err(_) => return None,
                     },
                 },
             };
             if event.revision < self.start_revision || !event.object.key.starts_with(&self.prefix) {
                 continue;
             }
-            let Some(line) = self.line(&event) else { continue };
-            self.last_sent = event.revision;
-            if tx.send(line).await.is_err() {
-                return;
+            if let Some(line) = self.line(&event) {
+                self.last_sent = event.revision;
+                return Some(line);
             }
         }
     }
