@@ -6,6 +6,7 @@
 
 use super::admission::{check_fields, WriteVerb};
 use super::apply::{self, ApplyError, Scope};
+use super::deletion::replace_or_finalize;
 use super::handlers::{decode_body, Handlers, JsonReply, ResourceRequest};
 use super::objects;
 use super::resources::ResourceDef;
@@ -100,7 +101,8 @@ impl Handlers {
             if super::handlers::same_content(&current, &next) {
                 return Ok(JsonReply { code: 200, body: current, warnings });
             }
-            if let Some(stored) = self.replace_or_finalize(def, ns, &name, &current, current_rv, next).await? {
+            if let Some(stored) = replace_or_finalize(&self.objects, def, ns, &name, &current, current_rv, next).await?
+            {
                 return Ok(JsonReply { code: 200, body: stored, warnings });
             }
         }

@@ -512,19 +512,6 @@ impl Handlers {
         let code = if !outcome.removed && options.orphan_dependents == Some(false) { 202 } else { 200 };
         Ok(JsonReply { code, body: outcome.object, warnings: Vec::new() })
     }
-
-    /// See [`replace_or_finalize`]; for update and patch, in place of `ObjectStore::replace_if`.
-    pub async fn replace_or_finalize(
-        &self,
-        def: &'static ResourceDef,
-        namespace: Option<&str>,
-        name: &str,
-        existing: &Value,
-        existing_rv: i64,
-        next: Value,
-    ) -> Result<Option<Value>, ApiError> {
-        replace_or_finalize(&self.objects, def, namespace, name, existing, existing_rv, next).await
-    }
 }
 
 #[cfg(test)]

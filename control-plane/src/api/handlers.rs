@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use super::admission::{self, WriteVerb};
 use super::apply;
 use super::apply_handler::{apply_error, field_manager, is_apply_patch};
+use super::deletion::replace_or_finalize;
 use super::objects::{self, SystemFields};
 use super::patch::{apply_patch, PatchKind};
 use super::query::Query;
@@ -437,7 +438,7 @@ impl Handlers {
                 // A no-op write keeps the resourceVersion, like upstream.
                 return Ok(current);
             }
-            match self.replace_or_finalize(def, ns, name, &current, current_rv, next).await? {
+            match replace_or_finalize(&self.objects, def, ns, name, &current, current_rv, next).await? {
                 Some(stored) => return Ok(stored),
                 None if expected.is_some() => return Err(modified(def, name)),
                 None => continue,
