@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod containerd;
 pub mod history;
 pub mod kube;
 pub mod launcher;

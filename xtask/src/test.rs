@@ -24,10 +24,11 @@ use anyhow::{bail, Result};
 use crate::util::{self, step, warn, Workspace};
 
 /// Debian packages the build and the current tests need.
-const REQUIRED: &[&str] = &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client", "curl"];
+const REQUIRED: &[&str] =
+    &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client", "curl", "containerd", "runc"];
 
 /// Debian packages that later work needs (real container runtime tests); installed when possible.
-const LATER: &[&str] = &["containerd", "runc", "containernetworking-plugins", "umoci", "busybox-static"];
+const LATER: &[&str] = &["containernetworking-plugins", "umoci", "busybox-static"];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
 const REQUIRED_COMMANDS: &[(&str, &str)] = &[
