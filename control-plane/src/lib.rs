@@ -6,5 +6,6 @@
 
 pub mod api;
 pub mod replica;
+pub mod scheduler;
 
 pub use replica::{run_replica, ReplicaArgs, ReplicaError};
