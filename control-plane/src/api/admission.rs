@@ -40,8 +40,12 @@ pub fn check_fields(
 ) -> Result<Vec<String>, ApiError> {
     let mode = validation::field_validation_mode(mode).map_err(|e| options_error(verb, e))?;
     let unknown = validation::check_schema(def.group, def.version, def.kind, obj).map_err(decode_error)?;
+    let any_unknown = !unknown.is_empty();
     let warnings = validation::unknown_field_outcome(mode, def.kind, def.version, unknown).map_err(decode_error)?;
-    validation::prune_unknown_fields(def.group, def.version, def.kind, obj);
+    if any_unknown {
+        // Pruning is a second typed round-trip: only pay for it when there is something to drop.
+        validation::prune_unknown_fields(def.group, def.version, def.kind, obj);
+    }
     Ok(warnings)
 }
 

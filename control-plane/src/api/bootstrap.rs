@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::objects::{self, SystemFields};
+use super::admission;
+use super::objects::SystemFields;
 use super::resources;
 use super::status::ApiError;
 use super::storage::ObjectStore;
@@ -19,7 +20,7 @@ pub async fn ensure_bootstrap_objects(objects: &ObjectStore) {
     for ns in SYSTEM_NAMESPACES {
         loop {
             let mut obj = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
-            let result = match objects::prepare_create(namespaces, &mut obj, &SystemFields::generate()) {
+            let result = match admission::admit_new(namespaces, &mut obj, &SystemFields::generate()) {
                 Ok(_) => objects.create(namespaces, None, ns, obj).await.map(|_| ()),
                 Err(e) => Err(e),
             };

@@ -294,7 +294,17 @@ impl Handlers {
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces =
             super::resources::find("", "v1", "namespaces").ok_or_else(|| ApiError::internal("no namespaces"))?;
-        match self.objects.get(namespaces, None, ns, true).await? {
+        // Every namespaced create asks this: answer from the watch cache (its projection keeps
+        // `status.phase`), and read the store only for a namespace the cache has not seen yet.
+        let cached = match self.objects.cache(namespaces).await {
+            Ok(cache) => cache.get(&namespaces.key(None, ns)).map(|n| n.selectable.clone()),
+            Err(_) => None,
+        };
+        let namespace = match cached {
+            Some(n) => Some(n),
+            None => self.objects.get(namespaces, None, ns, true).await?,
+        };
+        match namespace {
             None => Err(ApiError::not_found("", "namespaces", ns)),
             Some(n) if n["status"]["phase"] == "Terminating" => Err(ApiError::forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"

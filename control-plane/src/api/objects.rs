@@ -244,43 +244,17 @@ pub fn prepare_create(def: &ResourceDef, obj: &mut Value, sys: &SystemFields) ->
     Ok(name)
 }
 
-/// Defaults users can see on every created object of a kind.
+/// What the create strategy sets that is not a field default (those are `validation::default_object`'s):
+/// a new pod starts Pending and runs as the namespace's default service account.
 fn apply_defaults(def: &ResourceDef, obj: &mut Value) {
-    match (def.group, def.kind) {
-        ("", "Namespace") => {
-            obj["spec"] = json!({ "finalizers": ["kubernetes"] });
-            obj["status"] = json!({ "phase": "Active" });
-        }
-        ("", "Pod") => {
-            if obj.get("status").and_then(|s| s.get("phase")).is_none() {
-                obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
-            }
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("restartPolicy").or_insert(json!("Always"));
-                spec.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
-                spec.entry("schedulerName").or_insert(json!("default-scheduler"));
-                spec.entry("terminationGracePeriodSeconds").or_insert(json!(30));
-                spec.entry("serviceAccountName").or_insert(json!("default"));
-            }
-        }
-        ("", "Secret") if obj.get("type").is_none() => obj["type"] = json!("Opaque"),
-        ("", "Service") => {
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("type").or_insert(json!("ClusterIP"));
-                spec.entry("sessionAffinity").or_insert(json!("None"));
-            }
-        }
-        ("apps", "Deployment") => {
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.entry("replicas").or_insert(json!(1));
-                spec.entry("revisionHistoryLimit").or_insert(json!(10));
-                spec.entry("progressDeadlineSeconds").or_insert(json!(600));
-                spec.entry("strategy").or_insert(
-                    json!({ "type": "RollingUpdate", "rollingUpdate": { "maxSurge": "25%", "maxUnavailable": "25%" } }),
-                );
-            }
-        }
-        _ => {}
+    if (def.group, def.kind) != ("", "Pod") {
+        return;
+    }
+    if obj.get("status").and_then(|s| s.get("phase")).is_none() {
+        obj["status"] = json!({ "phase": "Pending", "qosClass": "BestEffort" });
+    }
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("serviceAccountName").or_insert(json!("default"));
     }
 }
 
