@@ -183,6 +183,29 @@ impl Store {
         m.state == ServerState::Leader && m.current_leader == Some(self.node_id())
     }
 
+    /// Resolves once this replica's leadership is `leader` (at once if it already is). A replica
+    /// that is shutting down never resolves a wait for `true`.
+    pub async fn wait_leadership(&self, leader: bool) {
+        let mut metrics = self.inner.raft.metrics();
+        let me = self.node_id();
+        loop {
+            let now = {
+                let m = metrics.borrow_and_update();
+                m.state == ServerState::Leader && m.current_leader == Some(me)
+            };
+            if now == leader {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: this replica leads nothing any more.
+                if !leader {
+                    return;
+                }
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     pub fn term(&self) -> u64 {
         self.inner.raft.metrics().borrow().current_term
     }

@@ -46,6 +46,10 @@ impl<T: Clone + Send + 'static, E: Clone + Send + 'static> RoundBatcher<T, E> {
             !std::mem::replace(&mut st.running, true)
         };
         if lead {
+            // If this caller is cancelled mid-round (a client hung up), nobody would run rounds for
+            // the others any more: the guard then stops leading and fails every waiter, each of which
+            // retries and one of which leads anew.
+            let mut guard = LeadGuard { batcher: self, finished: false };
             loop {
                 let batch = {
                     let mut st = self.lock();
@@ -60,8 +64,25 @@ impl<T: Clone + Send + 'static, E: Clone + Send + 'static> RoundBatcher<T, E> {
                     let _ = w.send(result.clone());
                 }
             }
+            guard.finished = true;
         }
         rx.await.unwrap_or_else(|_| Err(E::from(Dropped)))
+    }
+}
+
+struct LeadGuard<'a, T, E> {
+    batcher: &'a RoundBatcher<T, E>,
+    finished: bool,
+}
+
+impl<T, E> Drop for LeadGuard<'_, T, E> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut st = self.batcher.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.running = false;
+            // Dropping the senders wakes the waiters with `Dropped`.
+            st.waiters.clear();
+        }
     }
 }
 
@@ -113,5 +134,36 @@ mod tests {
         }
         let n = rounds.load(Ordering::SeqCst);
         assert!((1..64).contains(&n), "64 concurrent callers shared rounds: {n} rounds");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_does_not_strand_the_callers_behind_it() {
+        let batcher = Arc::new(RoundBatcher::<usize, Gone>::default());
+        let (started_tx, started_rx) = oneshot::channel::<()>();
+        let started_tx = std::sync::Mutex::new(Some(started_tx));
+        let leader = {
+            let b = batcher.clone();
+            tokio::spawn(async move {
+                b.join(|| {
+                    if let Some(tx) = started_tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                        let _ = tx.send(());
+                    }
+                    std::future::pending::<Result<usize, Gone>>()
+                })
+                .await
+            })
+        };
+        started_rx.await.expect("the first round started");
+        let follower = {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.join(|| async { Ok(7) }).await })
+        };
+        tokio::task::yield_now().await;
+        leader.abort();
+        // The follower was waiting for the next round: it is failed (to retry), not stranded.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), follower).await;
+        assert_eq!(first.expect("no hang").expect("task"), Err(Gone));
+        let retried = tokio::time::timeout(std::time::Duration::from_secs(5), batcher.join(|| async { Ok(9) })).await;
+        assert_eq!(retried.expect("a new caller leads a new round"), Ok(9));
     }
 }
