@@ -24,8 +24,17 @@ use anyhow::{bail, Result};
 use crate::util::{self, step, warn, Workspace};
 
 /// Debian packages the build and the current tests need.
-const REQUIRED: &[&str] =
-    &["protobuf-compiler", "clang", "libclang-dev", "etcd-server", "etcd-client", "curl", "containerd", "runc"];
+const REQUIRED: &[&str] = &[
+    "protobuf-compiler",
+    "libprotobuf-dev",
+    "clang",
+    "libclang-dev",
+    "etcd-server",
+    "etcd-client",
+    "curl",
+    "containerd",
+    "runc",
+];
 
 /// Debian packages that later work needs (real container runtime tests); installed when possible.
 const LATER: &[&str] = &["containernetworking-plugins", "umoci", "busybox-static"];
