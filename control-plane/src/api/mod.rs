@@ -32,4 +32,4 @@ pub mod validation;
 pub mod watch;
 mod watch_from_cache;
 
-pub use server::{run, run_with_registry, ApiConfig};
+pub use server::{run, run_with_registry, ApiConfig, ApiServer, LocalService};

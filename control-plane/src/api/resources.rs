@@ -160,6 +160,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("", "v1", "secrets", "secret", "Secret", true, NONE, NONE, NO_SUB),
     def("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], NONE, NO_SUB),
     def("", "v1", "services", "service", "Service", true, &["svc"], ALL, &[status("", "v1", "Service")]),
+    def("apps", "v1", "controllerrevisions", "controllerrevision", "ControllerRevision", true, NONE, NONE, NO_SUB),
     def("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], ALL, &[status("apps", "v1", "DaemonSet")]),
     def(
         "apps",

@@ -4,7 +4,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,45 +71,98 @@ pub async fn run_with_registry(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let metrics = ApiMetrics::register(&registry).map_err(std::io::Error::other)?;
-    store.register_metrics(&registry).map_err(|e| std::io::Error::other(metrics::MetricsError::from(e)))?;
-    let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
-    let acceptor = TlsAcceptor::from(config.tls.clone());
-    let shared = Arc::new(Shared { config, handlers, store, registry, metrics });
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
+    ApiServer::new(config, store, registry)?.serve(listener, shutdown).await
+}
+
+/// One replica's API: `serve` answers HTTPS connections, `local_service` answers requests made
+/// in-process (the controllers' client) through the same routing, admission and storage.
+#[derive(Clone)]
+pub struct ApiServer {
+    shared: Arc<Shared>,
+}
+
+impl ApiServer {
+    /// Registers the API's and the store's metrics in `registry`, which `/metrics` serves.
+    pub fn new(config: ApiConfig, store: Store, registry: prometheus::Registry) -> std::io::Result<Self> {
+        let metrics = ApiMetrics::register(&registry).map_err(std::io::Error::other)?;
+        store.register_metrics(&registry).map_err(|e| std::io::Error::other(metrics::MetricsError::from(e)))?;
+        let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
+        Ok(Self { shared: Arc::new(Shared { config, handlers, store, registry, metrics }) })
+    }
+
+    /// A tower service answering requests as `user` without a socket, TLS or authentication.
+    pub fn local_service(&self, user: UserInfo) -> LocalService {
+        LocalService { shared: self.shared.clone(), user: Arc::new(user) }
+    }
+
+    /// Accepts HTTPS connections on `listener` until `shutdown` resolves.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let acceptor = TlsAcceptor::from(self.shared.config.tls.clone());
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                },
             };
-            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                let cert = cert.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req, cert.as_deref(), peer).await) }
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                };
+                let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec());
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let shared = shared.clone();
+                    let user = shared
+                        .config
+                        .authenticator
+                        .authenticate(cert.as_deref(), header(&req, http::header::AUTHORIZATION));
+                    async move { Ok::<_, Infallible>(handle(&shared, req, user, &peer.to_string()).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        }
+    }
+}
+
+/// In-process access to one replica's API as a fixed user (see `ApiServer::local_service`).
+#[derive(Clone)]
+pub struct LocalService {
+    shared: Arc<Shared>,
+    user: Arc<UserInfo>,
+}
+
+impl<B> tower::Service<Request<B>> for LocalService
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        let user = UserInfo::clone(&self.user);
+        Box::pin(async move { Ok(handle(&shared, req, Some(user), "in-process").await) })
     }
 }
 
@@ -157,11 +209,15 @@ fn text_response(code: StatusCode, text: &str) -> Response<Body> {
     resp
 }
 
-fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&str> {
+fn header<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, peer: SocketAddr) -> Response<Body> {
+async fn handle<B>(shared: &Shared, req: Request<B>, user: Option<UserInfo>, peer: &str) -> Response<Body>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -170,7 +226,6 @@ async fn handle(shared: &Shared, req: Request<Incoming>, cert: Option<&[u8]>, pe
         metrics::labels(&method, routed.as_ref().ok(), req.uri().query(), header(&req, http::header::CONTENT_TYPE));
     let span = tracing::debug_span!("request", %method, %path, %peer);
     let resp = async move {
-        let user = shared.config.authenticator.authenticate(cert, header(&req, http::header::AUTHORIZATION));
         // Health endpoints answer without credentials, as upstream's default RBAC allows.
         let result = match routed {
             Ok(r @ Route::Health(_)) => Box::pin(dispatch(shared, r, req, user)).await,
@@ -220,12 +275,16 @@ fn health(shared: &Shared, kind: &str) -> Response<Body> {
     text_response(StatusCode::OK, "ok")
 }
 
-async fn dispatch(
+async fn dispatch<B>(
     shared: &Shared,
     route: Route,
-    req: Request<Incoming>,
+    req: Request<B>,
     _user: Option<UserInfo>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let accept = header(&req, http::header::ACCEPT).unwrap_or("application/json").to_string();
     let json = |v: Value| Ok(json_response(200, &v, "application/json", &[]));
     match route {
