@@ -63,6 +63,28 @@ pub struct ReplicaArgs {
     /// Static bearer tokens: CSV lines `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Serve the API only: never run the scheduler and controllers, even when leading.
+    #[arg(long)]
+    pub disable_controllers: bool,
+    /// How long a node's heartbeats may stop before the node lifecycle controller marks it NotReady
+    /// (upstream kube-controller-manager's flag): `40s`, `500ms`, `2m`, or plain seconds.
+    #[arg(long, default_value = "40s", value_parser = parse_flag_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+}
+
+/// A flag duration: a number with unit `ms`, `s`, `m` or `h`, or plain seconds.
+fn parse_flag_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 40s"))?;
+    let secs = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "" | "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        _ => Err(format!("invalid duration {s:?}: unit must be ms, s, m or h")),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,8 +168,19 @@ pub async fn run_replica(
         tokio::spawn(crate::api::namespace_cleanup::run_namespace_cleanup(objects.clone(), stopped()));
         tokio::spawn(async move { crate::api::bootstrap::ensure_bootstrap_objects(&objects).await });
         tracing::info!(address = %api_config.advertise_address, "serving the kubernetes api");
-        tokio::spawn(crate::api::run(api_config, store, listener, stopped()))
+        let registry = prometheus::Registry::new();
+        let controller_metrics = gantry_controllers::runtime::ControllerMetrics::register(&registry)
+            .map_err(|e| ReplicaError::Api(std::io::Error::other(e)))?;
+        let server = crate::api::ApiServer::new(api_config, store.clone(), registry).map_err(ReplicaError::Api)?;
+        if !args.disable_controllers {
+            let mut config = gantry_controllers::ManagerConfig::new(controller_metrics);
+            config.node_monitor_grace_period = args.node_monitor_grace_period;
+            tokio::spawn(crate::controller_host::run_while_leader(server.clone(), store.clone(), config, stopped()));
+        }
+        let stop = stopped();
+        Ok::<_, ReplicaError>(tokio::spawn(async move { server.serve(listener, stop).await }))
     });
+    let api_task = api_task.transpose()?;
     raft_store::run(store, peer, client, options, stopped()).await?;
     if let Some(task) = api_task {
         if let Ok(Err(e)) = task.await {

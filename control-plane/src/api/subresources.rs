@@ -15,6 +15,7 @@ use super::patch::{apply_patch, PatchError, PatchKind};
 use super::resources::ResourceDef;
 use super::selector::LabelSelector;
 use super::status::{self, ApiError, Cause};
+use super::storage::ListRead;
 
 /// Why a subresource request is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,11 +177,124 @@ pub fn bind_pod(pod: &Value, binding: &Value, now: &str) -> Result<Value, Subres
     Ok(next)
 }
 
-/// Whether evicting `pod` is allowed by the PodDisruptionBudgets that select it (upstream answers
-/// 429 TooManyRequests when not). Always allowed for now: enforcing PodDisruptionBudgets is the
-/// later "PodDisruptionBudget enforcement for evictions" issue, which fills in this function.
-pub fn check_disruption_budgets(_pod: &Value) -> Result<(), ApiError> {
-    Ok(())
+/// Upstream's answer to an eviction that would violate a PodDisruptionBudget.
+pub const EVICTION_BLOCKED: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+
+/// Admitted evictions a budget may hold before the disruption controller confirms them (upstream
+/// `MaxDisruptedPodSize`).
+const MAX_DISRUPTED_PODS: usize = 2000;
+
+/// What an eviction must do about disruption budgets before deleting its pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BudgetDecision {
+    /// No budget is spent: delete the pod.
+    Free,
+    /// Spend one disruption: store `budget` (with one disruption less and the pod in
+    /// `disruptedPods`) if the budget is still at `revision`, then delete the pod.
+    Spend { name: String, revision: i64, budget: Value },
+}
+
+fn too_many_requests(cause: String) -> ApiError {
+    let mut e = ApiError::with_code(429, "TooManyRequests", EVICTION_BLOCKED);
+    e.details = Some(status::Details {
+        causes: vec![Cause { reason: "DisruptionBudget", field: String::new(), message: cause }],
+        ..Default::default()
+    });
+    e
+}
+
+fn is_pod_ready(pod: &Value) -> bool {
+    let conditions = pod["status"]["conditions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// Whether evicting `pod` is allowed by the PodDisruptionBudgets of its namespace (`budgets`) that
+/// select it, as upstream's eviction REST: pods that are finished, pending or already being deleted
+/// are always evictable; a pod selected by more than one budget is refused with 500; an unready pod
+/// is evictable when its budget is already met (`IfHealthyBudget`, the default) or its policy is
+/// `AlwaysAllow`; otherwise the budget must allow a disruption (else 429 with a `DisruptionBudget`
+/// cause) and the decision carries the decremented budget, which the caller stores with
+/// compare-and-swap so two concurrent evictions cannot both spend the last disruption.
+pub fn check_disruption_budgets(pod: &Value, budgets: &[Value], now: &str) -> Result<BudgetDecision, ApiError> {
+    let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
+    let deleting = !pod["metadata"]["deletionTimestamp"].is_null();
+    if matches!(phase, "Succeeded" | "Failed" | "Pending") || deleting {
+        return Ok(BudgetDecision::Free);
+    }
+    let labels = objects::labels(pod);
+    let matching: Vec<&Value> = budgets
+        .iter()
+        .filter(|b| match b["spec"].get("selector") {
+            None | Some(Value::Null) => false,
+            // policy/v1: an empty selector selects every pod of the namespace.
+            Some(s) => LabelSelector::from_json(s).is_ok_and(|sel| sel.matches(&labels)),
+        })
+        .collect();
+    let budget = match matching.as_slice() {
+        [] => return Ok(BudgetDecision::Free),
+        [one] => *one,
+        _ => {
+            return Err(ApiError::internal(
+                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+            ))
+        }
+    };
+    let name = objects::meta_str(budget, "name").to_string();
+    let st = &budget["status"];
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    if !is_pod_ready(pod) {
+        if budget["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow" {
+            return Ok(BudgetDecision::Free);
+        }
+        let desired = int(&st["desiredHealthy"]);
+        if int(&st["currentHealthy"]) >= desired && desired > 0 {
+            return Ok(BudgetDecision::Free);
+        }
+    }
+    let generation = budget["metadata"]["generation"].as_i64().unwrap_or(0);
+    if st["observedGeneration"].as_i64().unwrap_or(0) < generation {
+        return Err(too_many_requests(format!("The disruption budget {name} is still being processed by the server.")));
+    }
+    let allowed = int(&st["disruptionsAllowed"]);
+    if allowed < 0 {
+        return Err(ApiError::forbidden(format!(
+            "poddisruptionbudgets.policy \"{name}\" is forbidden: pdb disruptions allowed is negative"
+        )));
+    }
+    let disrupted = st["disruptedPods"].as_object().map_or(0, |m| m.len());
+    if disrupted > MAX_DISRUPTED_PODS {
+        return Err(ApiError::forbidden(format!(
+            "poddisruptionbudgets.policy \"{name}\" is forbidden: DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+        )));
+    }
+    if allowed == 0 {
+        return Err(too_many_requests(format!(
+            "The disruption budget {name} needs {} healthy pods and has {} currently",
+            int(&st["desiredHealthy"]),
+            int(&st["currentHealthy"])
+        )));
+    }
+    let revision = objects::resource_version(budget)?.unwrap_or(0);
+    let mut next = budget.clone();
+    next["status"]["disruptionsAllowed"] = json!(allowed - 1);
+    if allowed == 1 {
+        let conditions = next["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "DisruptionAllowed").collect();
+        conditions.push(json!({
+            "type": "DisruptionAllowed",
+            "status": "False",
+            "reason": "InsufficientPods",
+            "message": "",
+            "observedGeneration": st["observedGeneration"],
+            "lastTransitionTime": now,
+        }));
+        next["status"]["conditions"] = json!(conditions);
+    }
+    if !next["status"]["disruptedPods"].is_object() {
+        next["status"]["disruptedPods"] = json!({});
+    }
+    next["status"]["disruptedPods"][objects::meta_str(pod, "name")] = json!(now);
+    Ok(BudgetDecision::Spend { name, revision, budget: next })
 }
 
 fn dry_run(req: &ResourceRequest<'_>) -> Result<bool, ApiError> {
@@ -390,10 +504,36 @@ impl Handlers {
         check_body(req, &mut eviction, "policy", &["v1", "v1beta1"], "Eviction", name)?;
         let options = DeleteOptions::parse(req.query, eviction.get("deleteOptions").filter(|v| !v.is_null()))
             .map_err(|e| e.into_api_error(def, name))?;
-        let (pod, _) = self.objects.get_existing(def, ns, name).await?;
-        check_disruption_budgets(&pod)?;
+        self.spend_disruption_budget(def, ns, name, dry_run(req)?).await?;
         delete_object(&self.objects, def, ns, name, &options).await?;
         Ok(JsonReply { code: 201, body: status::success(201), warnings: Vec::new() })
+    }
+
+    /// Checks the budgets covering pod `name` and, when one is spent, stores its decrement with
+    /// compare-and-swap (re-reading pod and budgets when another eviction got there first).
+    async fn spend_disruption_budget(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        dry: bool,
+    ) -> Result<(), ApiError> {
+        let budgets_def = super::resources::find("policy", "v1", "poddisruptionbudgets")
+            .ok_or_else(|| ApiError::internal("no poddisruptionbudgets resource"))?;
+        for _ in 0..16 {
+            let (pod, _) = self.objects.get_existing(def, ns, name).await?;
+            let budgets = self.objects.list(budgets_def, ns, &ListRead::default(), |_| true).await?.items;
+            match check_disruption_budgets(&pod, &budgets, &objects::now_rfc3339())? {
+                BudgetDecision::Free => return Ok(()),
+                BudgetDecision::Spend { .. } if dry => return Ok(()),
+                BudgetDecision::Spend { name: budget_name, revision, budget } => {
+                    if self.objects.replace_if(budgets_def, ns, &budget_name, revision, budget).await?.is_some() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(ApiError::conflict("", "pods", name, "too many concurrent evictions, try again"))
     }
 }
 
@@ -498,5 +638,162 @@ mod tests {
         let mut gated = pod.clone();
         gated["spec"]["schedulingGates"] = json!([{ "name": "g" }]);
         assert_eq!(bind_pod(&gated, &ok, "t").expect_err("gated").into_api_error("p").code, 409);
+    }
+
+    fn running_pod(ready: bool) -> Value {
+        json!({
+            "metadata": { "name": "p", "namespace": "ns", "labels": { "app": "web" } },
+            "status": { "phase": "Running", "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] }
+        })
+    }
+
+    fn budget(name: &str, selector: Value, allowed: i64, current: i64, desired: i64) -> Value {
+        json!({
+            "metadata": { "name": name, "namespace": "ns", "generation": 1, "resourceVersion": "7" },
+            "spec": { "selector": selector, "minAvailable": desired },
+            "status": { "observedGeneration": 1, "disruptionsAllowed": allowed, "currentHealthy": current,
+                        "desiredHealthy": desired, "expectedPods": current }
+        })
+    }
+
+    fn web() -> Value {
+        json!({ "matchLabels": { "app": "web" } })
+    }
+
+    #[test]
+    fn eviction_budget_decisions() {
+        struct Case {
+            name: &'static str,
+            pod: Value,
+            budgets: Vec<Value>,
+            /// `Ok(true)` spends a disruption, `Ok(false)` is free, `Err(code)` refuses.
+            want: Result<bool, u16>,
+        }
+        let mut pending = running_pod(true);
+        pending["status"]["phase"] = json!("Pending");
+        let mut deleting = running_pod(true);
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        let mut stale = budget("b", web(), 1, 3, 2);
+        stale["metadata"]["generation"] = json!(2);
+        let mut always = budget("b", web(), 0, 1, 3);
+        always["spec"]["unhealthyPodEvictionPolicy"] = json!("AlwaysAllow");
+        let cases = [
+            Case { name: "no budget", pod: running_pod(true), budgets: vec![], want: Ok(false) },
+            Case {
+                name: "budget of other pods",
+                pod: running_pod(true),
+                budgets: vec![budget("b", json!({ "matchLabels": { "app": "db" } }), 0, 3, 3)],
+                want: Ok(false),
+            },
+            Case {
+                name: "nil selector selects nothing",
+                pod: running_pod(true),
+                budgets: vec![budget("b", Value::Null, 0, 3, 3)],
+                want: Ok(false),
+            },
+            Case {
+                name: "empty selector selects all",
+                pod: running_pod(true),
+                budgets: vec![budget("b", json!({}), 0, 3, 3)],
+                want: Err(429),
+            },
+            Case {
+                name: "allowed",
+                pod: running_pod(true),
+                budgets: vec![budget("b", web(), 1, 3, 2)],
+                want: Ok(true),
+            },
+            Case {
+                name: "exhausted",
+                pod: running_pod(true),
+                budgets: vec![budget("b", web(), 0, 3, 3)],
+                want: Err(429),
+            },
+            Case {
+                name: "two budgets",
+                pod: running_pod(true),
+                budgets: vec![budget("a", web(), 1, 3, 2), budget("b", json!({}), 1, 3, 2)],
+                want: Err(500),
+            },
+            Case {
+                name: "pending pods ignore budgets",
+                pod: pending,
+                budgets: vec![budget("b", web(), 0, 3, 3)],
+                want: Ok(false),
+            },
+            Case {
+                name: "terminating pods ignore budgets",
+                pod: deleting,
+                budgets: vec![budget("b", web(), 0, 3, 3)],
+                want: Ok(false),
+            },
+            Case {
+                name: "unready pod of a met budget is free",
+                pod: running_pod(false),
+                budgets: vec![budget("b", web(), 0, 2, 2)],
+                want: Ok(false),
+            },
+            Case {
+                name: "unready pod of an unmet budget needs a disruption",
+                pod: running_pod(false),
+                budgets: vec![budget("b", web(), 0, 1, 2)],
+                want: Err(429),
+            },
+            Case {
+                name: "AlwaysAllow frees unready pods",
+                pod: running_pod(false),
+                budgets: vec![always],
+                want: Ok(false),
+            },
+            Case {
+                name: "status not caught up with the spec",
+                pod: running_pod(true),
+                budgets: vec![stale],
+                want: Err(429),
+            },
+            Case {
+                name: "negative",
+                pod: running_pod(true),
+                budgets: vec![budget("b", web(), -1, 3, 2)],
+                want: Err(403),
+            },
+        ];
+        for case in cases {
+            let got = check_disruption_budgets(&case.pod, &case.budgets, "2026-01-01T00:00:00Z");
+            let got = match got {
+                Ok(BudgetDecision::Free) => Ok(false),
+                Ok(BudgetDecision::Spend { .. }) => Ok(true),
+                Err(e) => Err(e.code),
+            };
+            assert_eq!(got, case.want, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn blocked_eviction_reads_like_upstream() {
+        let e = check_disruption_budgets(&running_pod(true), &[budget("web-pdb", web(), 0, 3, 3)], "t")
+            .expect_err("blocked");
+        let status = e.to_status();
+        assert_eq!(status["code"], 429);
+        assert_eq!(status["reason"], "TooManyRequests");
+        assert_eq!(status["message"], "Cannot evict pod as it would violate the pod's disruption budget.");
+        assert_eq!(status["details"]["causes"][0]["reason"], "DisruptionBudget");
+        assert_eq!(
+            status["details"]["causes"][0]["message"],
+            "The disruption budget web-pdb needs 3 healthy pods and has 3 currently"
+        );
+    }
+
+    #[test]
+    fn spending_decrements_and_records_the_pod() {
+        let decision =
+            check_disruption_budgets(&running_pod(true), &[budget("b", web(), 1, 3, 2)], "2026-01-01T00:00:09Z")
+                .expect("allowed");
+        let BudgetDecision::Spend { name, revision, budget } = decision else { panic!("expected a spend") };
+        assert_eq!((name.as_str(), revision), ("b", 7));
+        assert_eq!(budget["status"]["disruptionsAllowed"], 0);
+        assert_eq!(budget["status"]["disruptedPods"]["p"], "2026-01-01T00:00:09Z");
+        let condition = &budget["status"]["conditions"][0];
+        assert_eq!((&condition["status"], &condition["reason"]), (&json!("False"), &json!("InsufficientPods")));
     }
 }

@@ -31,6 +31,14 @@ impl Resources {
         }
     }
 
+    /// Component-wise difference, saturating (removing a pod's requests from a node's sum).
+    pub fn minus(self, other: Resources) -> Resources {
+        Resources {
+            milli_cpu: self.milli_cpu.saturating_sub(other.milli_cpu),
+            memory: self.memory.saturating_sub(other.memory),
+        }
+    }
+
     /// Component-wise maximum.
     pub fn max(self, other: Resources) -> Resources {
         Resources { milli_cpu: self.milli_cpu.max(other.milli_cpu), memory: self.memory.max(other.memory) }

@@ -14,13 +14,12 @@
 //! Requests use the non-zero defaults (100m CPU, 200Mi memory per container without requests).
 //! Pure: must not depend on the store, HTTP or I/O.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{Node, Pod};
 
-use super::matching::{affinity_term_matches, node_selector_term_matches, pod_namespace};
-use super::resources::{Allocatable, Resources};
-use super::snapshot::{node_name, pods_in_domain, ClusterSnapshot};
+use super::matching::{node_selector_term_matches, pod_namespace};
+use super::pod_info::{controller_uid, PodInfo};
+use super::resources::Allocatable;
+use super::snapshot::{topology_value, NodeInfo};
 use super::taints::{first_untolerated, node_taints, pod_tolerations};
 
 /// The best score of one criterion.
@@ -38,25 +37,18 @@ pub const SPREAD_WEIGHT: i64 = 2;
 /// Weight of avoiding `PreferNoSchedule` taints.
 pub const TAINT_TOLERATION_WEIGHT: i64 = 3;
 
-/// The total score of each of `feasible`, in the same order.
-pub fn score_nodes(
-    pod: &Pod,
-    feasible: &[&Node],
-    snapshot: &ClusterSnapshot,
-    pods_by_node: &BTreeMap<&str, Vec<&Pod>>,
-) -> Vec<i64> {
-    let on = |node: &Node| pods_by_node.get(node_name(node)).map(Vec::as_slice).unwrap_or_default();
-    let wanted = Resources::pod_requests_non_zero(pod);
-    let affinity = scale_to_max(feasible.iter().map(|n| preferred_node_affinity(pod, n)).collect());
-    let anti = min_max(feasible.iter().map(|n| preferred_anti_affinity(pod, n, snapshot, pods_by_node)).collect());
-    let spread = reverse_scale(feasible.iter().map(|n| same_controller(pod, on(n))).collect());
-    let taints = reverse_scale(feasible.iter().map(|n| prefer_no_schedule_taints(pod, n)).collect());
+/// The total score of each of `feasible` (a node and what runs on it), in the same order.
+pub fn score_nodes(pod: &PodInfo<'_>, feasible: &[(&Node, &NodeInfo)]) -> Vec<i64> {
+    let affinity = scale_to_max(feasible.iter().map(|(n, _)| preferred_node_affinity(pod.pod, n)).collect());
+    let anti = min_max(feasible.iter().map(|(n, _)| preferred_anti_affinity(pod, n)).collect());
+    let spread = reverse_scale(feasible.iter().map(|(_, info)| same_controller(pod, info)).collect());
+    let taints = reverse_scale(feasible.iter().map(|(n, _)| prefer_no_schedule_taints(pod.pod, n)).collect());
     feasible
         .iter()
         .enumerate()
-        .map(|(i, node)| {
-            let requested = on(node).iter().fold(wanted, |acc, p| acc.plus(Resources::pod_requests_non_zero(p)));
-            let (least, balanced) = allocation_scores(Allocatable::of(node), requested);
+        .map(|(i, (_, info))| {
+            let requested = info.non_zero_requested.plus(pod.non_zero_requests);
+            let (least, balanced) = allocation_scores(info.allocatable, requested);
             LEAST_ALLOCATED_WEIGHT * least
                 + BALANCED_ALLOCATION_WEIGHT * balanced
                 + NODE_AFFINITY_WEIGHT * affinity[i]
@@ -69,7 +61,7 @@ pub fn score_nodes(
 
 /// `(least allocated, balanced allocation)` for the node's requests including the pod. An unreported or
 /// zero capacity counts as fully used.
-fn allocation_scores(allocatable: Allocatable, requested: Resources) -> (i64, i64) {
+fn allocation_scores(allocatable: Allocatable, requested: super::resources::Resources) -> (i64, i64) {
     let free = |cap: Option<i64>, used: i64| match cap {
         Some(cap) if cap > 0 && used <= cap => (cap - used) * MAX_NODE_SCORE / cap,
         _ => 0,
@@ -97,44 +89,27 @@ fn preferred_node_affinity(pod: &Pod, node: &Node) -> i64 {
     terms.iter().filter(|t| node_selector_term_matches(&t.preference, node)).map(|t| i64::from(t.weight)).sum()
 }
 
-fn preferred_anti_affinity(
-    pod: &Pod,
-    node: &Node,
-    snapshot: &ClusterSnapshot,
-    pods_by_node: &BTreeMap<&str, Vec<&Pod>>,
-) -> i64 {
-    let terms = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.affinity.as_ref())
-        .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|aa| aa.preferred_during_scheduling_ignored_during_execution.as_deref())
-        .unwrap_or_default();
-    let penalty: i64 = terms
+/// Minus the weighted count of running pods the pod's preferred anti-affinity terms select in the
+/// node's domains (counted once per placement by [`PodInfo::new`]).
+fn preferred_anti_affinity(pod: &PodInfo<'_>, node: &Node) -> i64 {
+    let penalty: i64 = pod
+        .preferred_anti
         .iter()
-        .map(|weighted| {
-            let term = &weighted.pod_affinity_term;
-            let matching = pods_in_domain(snapshot, pods_by_node, node, &term.topology_key)
-                .iter()
-                .filter(|existing| affinity_term_matches(term, pod, existing))
-                .count();
-            i64::from(weighted.weight) * i64::try_from(matching).unwrap_or(i64::MAX)
+        .map(|(weight, key, counts)| {
+            let matching = topology_value(node, key).and_then(|value| counts.get(value)).copied().unwrap_or(0);
+            weight.saturating_mul(matching)
         })
         .sum();
     -penalty
 }
 
-/// The uid of the pod's controller owner reference, if any.
-fn controller_uid(pod: &Pod) -> Option<&str> {
-    pod.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
-}
-
-fn same_controller(pod: &Pod, on_node: &[&Pod]) -> i64 {
-    let Some(uid) = controller_uid(pod) else {
+/// Pods of the same controller (and namespace) already on the node.
+fn same_controller(pod: &PodInfo<'_>, info: &NodeInfo) -> i64 {
+    let Some(uid) = pod.controller_uid else {
         return 0;
     };
-    let count =
-        on_node.iter().filter(|p| controller_uid(p) == Some(uid) && pod_namespace(p) == pod_namespace(pod)).count();
+    let namespace = pod_namespace(pod.pod);
+    let count = info.pods.values().filter(|p| controller_uid(p) == Some(uid) && pod_namespace(p) == namespace).count();
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 

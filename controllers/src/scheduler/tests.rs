@@ -380,7 +380,7 @@ fn filter_cases_with_existing_pods() -> Vec<FilterCase> {
 #[test]
 fn each_filter_rejects_and_accepts() {
     for case in filter_cases().into_iter().chain(filter_cases_with_existing_pods()) {
-        let snapshot = ClusterSnapshot { nodes: vec![case.node], pods: case.existing };
+        let snapshot = ClusterSnapshot::from_objects(vec![case.node], case.existing);
         let result = schedule(&case.pod, &snapshot);
         match case.expected {
             None => assert_eq!(result, Ok("n".to_string()), "{}", case.name),
@@ -394,23 +394,23 @@ fn each_filter_rejects_and_accepts() {
 
 #[test]
 fn anti_affinity_on_other_host_does_not_filter() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![node("a", json!({})), node("b", json!({}))],
-        pods: vec![bound(pod("e", "0", "0", labelled("web", "default")), "a")],
-    };
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![node("a", json!({})), node("b", json!({}))],
+        vec![bound(pod("e", "0", "0", labelled("web", "default")), "a")],
+    );
     assert_eq!(schedule(&pod("p", "1", "1Gi", anti_affinity("web", Value::Null)), &snapshot), Ok("b".to_string()));
 }
 
 #[test]
 fn mixed_three_node_message_matches_upstream() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![
             node("a", taint("node.kubernetes.io/unreachable", "", "NoSchedule")),
             node("b", json!({ "status": { "allocatable": { "cpu": "1" } } })),
             node("c", json!({ "status": { "allocatable": { "cpu": "500m" } } })),
         ],
-        pods: Vec::new(),
-    };
+        Vec::new(),
+    );
     let err = schedule(&pod("p", "2", "1Gi", json!({})), &snapshot).expect_err("nothing fits");
     assert_eq!(
         err.to_string(),
@@ -420,15 +420,15 @@ fn mixed_three_node_message_matches_upstream() {
 
 #[test]
 fn message_counts_every_reason_of_a_node_and_sorts_with_counts() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![
             node("a", json!({ "status": { "allocatable": { "cpu": "1", "memory": "1Gi" } } })),
             node("b", json!({ "spec": { "unschedulable": true } })),
             node("c", json!({ "spec": { "unschedulable": true } })),
             node("d", json!({ "status": { "allocatable": { "memory": "1Gi" } } })),
         ],
-        pods: Vec::new(),
-    };
+        Vec::new(),
+    );
     let err = schedule(&pod("p", "2", "2Gi", json!({})), &snapshot).expect_err("nothing fits");
     assert_eq!(
         err.message(),
@@ -455,7 +455,7 @@ fn init_containers_count_by_max_and_sidecars_add() {
     // The max rule decides fit: a 5-CPU init container does not fit a 4-CPU node even though the
     // app container does.
     let big_init = with_init(json!([{ "name": "i", "resources": { "requests": { "cpu": "5" } } }]));
-    let snapshot = ClusterSnapshot { nodes: vec![node("n", json!({}))], pods: Vec::new() };
+    let snapshot = ClusterSnapshot::from_objects(vec![node("n", json!({}))], Vec::new());
     assert!(schedule(&big_init, &snapshot).is_err());
     assert_eq!(schedule(&regular, &snapshot), Ok("n".to_string()));
 }

@@ -1,5 +1,7 @@
 //! Tests of node scoring: emptier nodes win, controller spreading, preferences and deterministic ties.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::tests::{bound, node, pod};
@@ -17,22 +19,19 @@ fn replica(name: &str) -> k8s_openapi::api::core::v1::Pod {
 
 #[test]
 fn emptier_node_wins() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![node("a", json!({})), node("b", json!({}))],
-        pods: vec![bound(pod("busy", "3", "6Gi", json!({})), "a")],
-    };
+    let nodes = vec![node("a", json!({})), node("b", json!({}))];
+    let snapshot = ClusterSnapshot::from_objects(nodes.clone(), vec![bound(pod("busy", "3", "6Gi", json!({})), "a")]);
     assert_eq!(schedule(&pod("p", "500m", "512Mi", json!({})), &snapshot), Ok("b".to_string()));
-    let flipped =
-        ClusterSnapshot { nodes: snapshot.nodes.clone(), pods: vec![bound(pod("busy", "3", "6Gi", json!({})), "b")] };
+    let flipped = ClusterSnapshot::from_objects(nodes, vec![bound(pod("busy", "3", "6Gi", json!({})), "b")]);
     assert_eq!(schedule(&pod("p", "500m", "512Mi", json!({})), &flipped), Ok("a".to_string()));
 }
 
 #[test]
 fn ties_go_to_the_smallest_node_name() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![node("c", json!({})), node("a", json!({})), node("b", json!({}))],
-        pods: Vec::new(),
-    };
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![node("c", json!({})), node("a", json!({})), node("b", json!({}))],
+        Vec::new(),
+    );
     for _ in 0..3 {
         assert_eq!(schedule(&pod("p", "1", "1Gi", json!({})), &snapshot), Ok("a".to_string()));
     }
@@ -40,17 +39,17 @@ fn ties_go_to_the_smallest_node_name() {
 
 #[test]
 fn three_replicas_spread_over_three_nodes() {
-    let mut snapshot = ClusterSnapshot {
-        nodes: vec![node("n1", json!({})), node("n2", json!({})), node("n3", json!({}))],
-        pods: Vec::new(),
-    };
+    let mut snapshot = ClusterSnapshot::from_objects(
+        vec![node("n1", json!({})), node("n2", json!({})), node("n3", json!({}))],
+        Vec::new(),
+    );
     // A larger unrelated pod on n2 makes least-allocated alone prefer n1 and n3 for every replica.
-    snapshot.pods.push(bound(pod("other", "200m", "256Mi", json!({})), "n2"));
+    snapshot.add_pod(Arc::new(bound(pod("other", "200m", "256Mi", json!({})), "n2")));
     let mut placed = Vec::new();
     for i in 0..3 {
         let name = format!("web-{i}");
         let node = schedule(&replica(&name), &snapshot).expect("fits");
-        snapshot.pods.push(bound(replica(&name), &node));
+        snapshot.add_pod(Arc::new(bound(replica(&name), &node)));
         placed.push(node);
     }
     placed.sort();
@@ -59,10 +58,10 @@ fn three_replicas_spread_over_three_nodes() {
 
 #[test]
 fn preferred_node_affinity_wins_over_emptiness() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![node("a", json!({})), node("b", json!({ "metadata": { "labels": { "disk": "ssd" } } }))],
-        pods: vec![bound(pod("busy", "1", "1Gi", json!({})), "b")],
-    };
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![node("a", json!({})), node("b", json!({ "metadata": { "labels": { "disk": "ssd" } } }))],
+        vec![bound(pod("busy", "1", "1Gi", json!({})), "b")],
+    );
     let preferring: Value = json!({ "spec": { "affinity": { "nodeAffinity": {
         "preferredDuringSchedulingIgnoredDuringExecution": [{ "weight": 50, "preference": {
             "matchExpressions": [{ "key": "disk", "operator": "In", "values": ["ssd"] }] } }] } } } });
@@ -72,10 +71,10 @@ fn preferred_node_affinity_wins_over_emptiness() {
 
 #[test]
 fn preferred_anti_affinity_avoids_matching_pods() {
-    let snapshot = ClusterSnapshot {
-        nodes: vec![node("a", json!({})), node("b", json!({}))],
-        pods: vec![bound(pod("cache", "0", "0", json!({ "metadata": { "labels": { "app": "cache" } } })), "a")],
-    };
+    let snapshot = ClusterSnapshot::from_objects(
+        vec![node("a", json!({})), node("b", json!({}))],
+        vec![bound(pod("cache", "0", "0", json!({ "metadata": { "labels": { "app": "cache" } } })), "a")],
+    );
     let avoiding = json!({ "spec": { "affinity": { "podAntiAffinity": {
         "preferredDuringSchedulingIgnoredDuringExecution": [{ "weight": 100, "podAffinityTerm": {
             "labelSelector": { "matchLabels": { "app": "cache" } }, "topologyKey": "kubernetes.io/hostname" } }] } } } });
@@ -85,8 +84,8 @@ fn preferred_anti_affinity_avoids_matching_pods() {
 #[test]
 fn prefer_no_schedule_taint_is_avoided_but_not_filtered() {
     let tainted = json!({ "spec": { "taints": [{ "key": "k", "value": "v", "effect": "PreferNoSchedule" }] } });
-    let snapshot = ClusterSnapshot { nodes: vec![node("a", tainted.clone()), node("b", json!({}))], pods: Vec::new() };
+    let snapshot = ClusterSnapshot::from_objects(vec![node("a", tainted.clone()), node("b", json!({}))], Vec::new());
     assert_eq!(schedule(&pod("p", "1", "1Gi", json!({})), &snapshot), Ok("b".to_string()));
-    let only = ClusterSnapshot { nodes: vec![node("a", tainted)], pods: Vec::new() };
+    let only = ClusterSnapshot::from_objects(vec![node("a", tainted)], Vec::new());
     assert_eq!(schedule(&pod("p", "1", "1Gi", json!({})), &only), Ok("a".to_string()));
 }
