@@ -1,6 +1,25 @@
-//! `gantry-node-agent` binary (placeholder): prints that it is not implemented yet and exits with status 2.
+//! `gantry-node-agent` binary: parses the flags, sets up logging and runs the agent until SIGINT or
+//! SIGTERM.
 
-fn main() {
-    eprintln!("{}", gantry_node_agent::NOT_IMPLEMENTED);
-    std::process::exit(2);
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let config = gantry_node_agent::Config::parse();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    gantry_node_agent::run(config, rx).await?;
+    Ok(())
 }

@@ -1,0 +1,164 @@
+//! The agent's command line (a contract: tests and `cargo xtask up` start the binary with these flags)
+//! and its validation. Owns nothing else; must not touch the API or the runtime.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--node-name {0:?} is not a valid DNS subdomain (lowercase alphanumerics, '-' and '.', at most 253)")]
+    NodeName(String),
+    #[error("--listen {0:?} is not HOST:PORT with an IP host")]
+    Listen(String),
+    #[error("--runtime-endpoint {0:?} must be unix:///path or an absolute socket path")]
+    RuntimeEndpoint(String),
+    #[error("--root-dir {0:?} must be an absolute path")]
+    RootDir(PathBuf),
+}
+
+/// `gantry-node-agent` flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "gantry-node-agent", about = "Gantry node agent: runs the pods bound to this node over CRI")]
+pub struct Config {
+    /// Kubeconfig with the API server address and the agent's credentials.
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    /// The Node object's name.
+    #[arg(long)]
+    pub node_name: String,
+    /// CRI endpoint of the container runtime (`unix:///run/containerd/containerd.sock`).
+    #[arg(long)]
+    pub runtime_endpoint: String,
+    /// Directory for pod log and state directories.
+    #[arg(long)]
+    pub root_dir: PathBuf,
+    /// Address of the agent's own server; its host is also the node's InternalIP.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    pub listen: String,
+    /// The node's `spec.podCIDR`, if the network assigns one.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// CPU kept back from allocatable, in millicores.
+    #[arg(long, default_value_t = 0)]
+    pub reserved_cpu_millis: u64,
+    /// Memory kept back from allocatable, in MiB.
+    #[arg(long, default_value_t = 0)]
+    pub reserved_memory_mib: u64,
+    /// Maximum number of pods (capacity `pods`).
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// How often the agent renews its Lease.
+    #[arg(long, default_value = "10", value_parser = parse_seconds)]
+    pub lease_renew_seconds: Duration,
+    /// How often each pod worker re-reads the runtime when nothing else wakes it.
+    #[arg(long, default_value = "1", value_parser = parse_seconds)]
+    pub pod_resync_seconds: Duration,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
+impl Config {
+    /// Checks what clap cannot: the node name, the listen address and the runtime endpoint.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_dns_subdomain(&self.node_name) {
+            return Err(ConfigError::NodeName(self.node_name.clone()));
+        }
+        self.listen_addr()?;
+        if gantry_cri_proto::socket_path(&self.runtime_endpoint).is_err() {
+            return Err(ConfigError::RuntimeEndpoint(self.runtime_endpoint.clone()));
+        }
+        if !self.root_dir.is_absolute() {
+            return Err(ConfigError::RootDir(self.root_dir.clone()));
+        }
+        Ok(())
+    }
+
+    /// The parsed `--listen` address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| ConfigError::Listen(self.listen.clone()))
+    }
+
+    /// The node's InternalIP: the listen host, or 127.0.0.1 when it listens on every address.
+    pub fn node_ip(&self) -> IpAddr {
+        match self.listen_addr() {
+            Ok(addr) if !addr.ip().is_unspecified() => addr.ip(),
+            _ => IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, clap::Error> {
+        let mut args = vec![
+            "gantry-node-agent",
+            "--kubeconfig",
+            "/k.conf",
+            "--node-name",
+            "node-1",
+            "--runtime-endpoint",
+            "unix:///run/c.sock",
+            "--root-dir",
+            "/var/lib/gantry",
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+    }
+
+    #[test]
+    fn the_contract_flags_parse_and_validate() {
+        let config = parse(&["--listen", "10.0.0.5:10250", "--pod-cidr", "10.88.0.0/16"]).expect("parse");
+        config.validate().expect("valid");
+        assert_eq!(config.node_ip(), IpAddr::from([10, 0, 0, 5]));
+        assert_eq!(config.pod_cidr.as_deref(), Some("10.88.0.0/16"));
+        assert_eq!(config.max_pods, 110);
+        assert_eq!(config.lease_renew_seconds, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn an_unspecified_listen_host_reports_loopback() {
+        let config = parse(&["--listen", "0.0.0.0:1"]).expect("parse");
+        assert_eq!(config.node_ip(), IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_flag_named() {
+        type Edit = fn(&mut Config);
+        let cases: &[(Edit, &str)] = &[
+            (|c| c.listen = "localhost".into(), "--listen"),
+            (|c| c.node_name = "Node_1".into(), "--node-name"),
+            (|c| c.runtime_endpoint = "tcp://x:1".into(), "--runtime-endpoint"),
+            (|c| c.root_dir = "relative".into(), "--root-dir"),
+        ];
+        for (edit, flag) in cases {
+            let mut config = parse(&[]).expect("parse");
+            edit(&mut config);
+            let err = config.validate().expect_err("invalid");
+            assert!(err.to_string().contains(flag), "{err}");
+        }
+        assert!(parse(&["--lease-renew-seconds", "0"]).is_err());
+    }
+}
