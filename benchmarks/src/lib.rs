@@ -20,6 +20,7 @@
 //! - [`report`]: result types, text tables and the JSON document.
 //! - [`bench`]: the per-system benchmark sequence.
 //! - [`api`]: everything of `api-bench`.
+//! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
 
 pub mod api;
 pub mod bench;
@@ -32,4 +33,5 @@ pub mod ports;
 pub mod process;
 pub mod report;
 pub mod rss;
+pub mod sched;
 pub mod workload;
