@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod containerd;
 pub mod history;
+pub mod images;
 pub mod kube;
 pub mod launcher;
 pub mod linearizability;

@@ -200,8 +200,9 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
         // Kubernetes API: a later issue adds the API server to the control plane; `up` will then
         // write a kubeconfig (e.g. `.gantry/kubeconfig`) and print `export KUBECONFIG=...` and
         // `kubectl get nodes` here.
-        "Not there yet: nodes and pods do not run (the node agent, scheduler and controllers come in \
-         later issues)."
+        "The scheduler and controllers run on the leading replica. No node agent joins yet: for pods that \
+         reach Running without containers, start simulated nodes:\n  \
+         cargo run -p gantry-sim-nodes -- --kubeconfig .gantry/pki/admin.kubeconfig --nodes 3"
             .to_owned(),
         String::new(),
         format!("Logs: {gantry_dir}/node-N/replica.log    Data: {gantry_dir}/node-N/data"),
