@@ -17,7 +17,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use serde_json::json;
 
@@ -153,7 +153,9 @@ fn spawn_pod_watch(pods: Api<Pod>) -> Arc<Mutex<PodWatch>> {
     let state = Arc::new(Mutex::new(PodWatch::default()));
     let s = state.clone();
     tokio::spawn(async move {
-        let stream = watcher(pods, watcher::Config::default().labels("app=web"));
+        // With back-off, a watch whose cluster is gone sleeps between retries instead of spinning,
+        // so the runtime can cancel this task when the test ends.
+        let stream = watcher(pods, watcher::Config::default().labels("app=web")).default_backoff();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             let mut w = s.lock().expect("watch state");
