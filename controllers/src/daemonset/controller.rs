@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -256,40 +256,7 @@ impl DaemonSetController {
             self.record_failure(ds, node);
         }
         self.create_pods(key, ds, hash, &pods, &plan.create_on).await?;
-        let deletes = plan.delete.iter().map(|pod| {
-            let pods = pods.clone();
-            async move {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                self.expectations.expect_delete(key, ObjectKey::new(&key.namespace, &name), uid.clone());
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
-                    ..Default::default()
-                };
-                match pods.delete(&name, &params).await {
-                    Ok(_) => {
-                        self.ctx.recorder.record(
-                            ds,
-                            EventType::Normal,
-                            "SuccessfulDelete",
-                            format!("Deleted pod: {name}"),
-                        );
-                        Ok(())
-                    }
-                    Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
-                    Err(e) => {
-                        self.ctx.recorder.record(
-                            ds,
-                            EventType::Warning,
-                            "FailedDelete",
-                            format!("Error deleting: {e}"),
-                        );
-                        Err(ControllerError::api(format!("deleting pod {}/{name}", key.namespace))(e))
-                    }
-                }
-            }
-        });
-        join_all(deletes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+        crate::runtime::pod_deletion::delete_pods(&self.ctx, &self.expectations, key, ds, &plan.delete).await?;
         Ok(())
     }
 

@@ -164,41 +164,7 @@ impl JobController {
     }
 
     async fn delete_pods(&self, key: &ObjectKey, job: &Job, plan: &JobPlan) -> Result<(), ControllerError> {
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &key.namespace);
-        let deletes = plan.delete.iter().map(|pod| {
-            let api = api.clone();
-            async move {
-                let name = pod.metadata.name.clone().unwrap_or_default();
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                self.expectations.expect_delete(key, ObjectKey::new(&key.namespace, &name), uid.clone());
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
-                    ..Default::default()
-                };
-                match api.delete(&name, &params).await {
-                    Ok(_) => {
-                        self.ctx.recorder.record(
-                            job,
-                            EventType::Normal,
-                            "SuccessfulDelete",
-                            format!("Deleted pod: {name}"),
-                        );
-                        Ok(())
-                    }
-                    Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
-                    Err(e) => {
-                        self.ctx.recorder.record(
-                            job,
-                            EventType::Warning,
-                            "FailedDelete",
-                            format!("Error deleting: {e}"),
-                        );
-                        Err(ControllerError::api(format!("deleting pod {}/{name}", key.namespace))(e))
-                    }
-                }
-            }
-        });
-        join_all(deletes).await.into_iter().collect::<Result<Vec<()>, _>>()?;
+        crate::runtime::pod_deletion::delete_pods(&self.ctx, &self.expectations, key, job, &plan.delete).await?;
         Ok(())
     }
 

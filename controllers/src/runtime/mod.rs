@@ -10,6 +10,7 @@ pub mod informer;
 pub mod informer_set;
 pub mod metrics;
 pub mod object_key;
+pub mod pod_deletion;
 pub mod work_queue;
 pub mod worker;
 
