@@ -83,6 +83,15 @@ impl PrivateContainerd {
     }
 }
 
+impl PrivateContainerd {
+    /// SIGKILLs the containerd process alone, leaving its shims and their containers running (a
+    /// crashed daemon); a new [`PrivateContainerd::start`] on the same directory picks them up.
+    pub fn kill_daemon_only(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
         // setsid made containerd a session (and group) leader: its shims go with it.

@@ -15,6 +15,7 @@ pub mod kube;
 pub mod launcher;
 pub mod linearizability;
 pub mod lock;
+pub mod node_env;
 
 pub use client::{bounded, collect_events, connect, ClientError, WatchedEvent};
 pub use cluster::{error_chain, ClusterConfig, ClusterError, ProcessCluster};

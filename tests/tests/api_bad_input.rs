@@ -1,11 +1,12 @@
 //! A catalogue of bad requests, sent with curl (the admin client certificate, or none) to a
 //! 3-replica cluster: each gets the Status code and reason upstream answers with, and none of them
-//! changes the store (the list resourceVersion, which is the store revision, stays the same).
+//! changes the store (the list resourceVersion, which is the store revision, stays the same). The
+//! replicas run no controllers, so nothing else writes meanwhile.
 
 use std::path::Path;
 use std::process::Command;
 
-use gantry_tests::kube::start_api_cluster;
+use gantry_tests::kube::start_api_only_cluster;
 use serde_json::Value;
 
 struct Curl<'a> {
@@ -69,7 +70,9 @@ const DEPLOYMENT: &str = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_upstream_statuses_and_change_nothing() {
-    let (cluster, _k, work) = start_api_cluster().await;
+    // Without controllers: the Deployment below must stay as written, so that the store revision only
+    // moves if a bad request changed something.
+    let (cluster, _k, work) = start_api_only_cluster().await;
     let pki = cluster.pki_dir();
     let c = Curl { pki: &pki, work: work.path(), server: cluster.api_url(1).expect("url") };
     let cms = "/api/v1/namespaces/default/configmaps";

@@ -6,9 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gantry_tests::cluster::{ClusterConfig, ProcessCluster};
-use gantry_tests::kube::{wait_api_ready, Kubectl};
-use gantry_tests::launcher::Launcher;
+use gantry_tests::kube::{start_api_only_cluster, Kubectl};
 use serde_json::{json, Value};
 
 fn write(dir: &Path, name: &str, content: &Value) -> String {
@@ -42,13 +40,8 @@ fn get_json(k: &Kubectl, server: &str, args: &[&str]) -> Value {
 async fn scale_binding_eviction_graceful_and_namespace_deletion() {
     // The API's own semantics, without controllers acting on the objects (as an apiserver test runs
     // without a controller manager): scale status and pod binding stay exactly what the test wrote.
-    let config =
-        ClusterConfig { kubernetes_api: true, extra_args: vec!["--disable-controllers".into()], ..Default::default() };
-    let cluster = ProcessCluster::start(Launcher::gantry().expect("gantry binary"), config).await.expect("cluster");
-    let work = tempfile::tempdir().expect("tempdir");
+    let (cluster, k, work) = start_api_only_cluster().await;
     let dir = work.path();
-    let k = Kubectl { kubeconfig: cluster.kubeconfig(), cache_dir: dir.join("cache") };
-    wait_api_ready(&cluster, &k).await;
     let (r0, r1, r2) =
         (cluster.api_url(0).expect("url"), cluster.api_url(1).expect("url"), cluster.api_url(2).expect("url"));
 

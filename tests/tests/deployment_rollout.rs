@@ -127,7 +127,11 @@ async fn revision_sets(sets: &Api<ReplicaSet>) -> Vec<(String, String, i32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
+    // Step timings go to stderr, so a slow or stuck run shows where its time went.
+    let t0 = Instant::now();
+    let step = |what: &str| eprintln!("deployment_rollout {:>7.1}s: {what}", t0.elapsed().as_secs_f64());
     let (cluster, kubectl, work) = gantry_tests::kube::start_api_cluster().await;
+    step("cluster ready");
     let server = cluster.api_url(0).expect("api url");
     let client = client_from_kubeconfig(&cluster.kubeconfig()).await.expect("client from admin kubeconfig");
     let config = SimConfig { nodes: 2, name_prefix: "deploysim-".to_string(), ..SimConfig::default() };
@@ -139,6 +143,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     let k = |args: &[&str]| kubectl.ok(&server, args);
     let file = work.path().join("web.json");
 
+    step("simulated nodes started");
     // Create: one ReplicaSet at revision 1, rolled out.
     std::fs::write(&file, manifest("registry.example/web:1")).expect("write manifest");
     k(&["apply", "-f", file.to_str().expect("path")]);
@@ -146,6 +151,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     assert!(out.contains("successfully rolled out"), "{out}");
     assert_eq!(revision_sets(&sets).await, [("1".to_string(), "registry.example/web:1".to_string(), 3)]);
 
+    step("created and rolled out");
     // Scale up and down.
     k(&["scale", "deployment/web", "--replicas=5"]);
     eventually("5 ready pods", Duration::from_secs(60), || async {
@@ -171,6 +177,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     let out = k(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
 
+    step("scaled up and down");
     // Rolling update, watched pod by pod.
     watch.lock().expect("watch state").tracking = true;
     k(&["set", "image", "deployment/web", "web=registry.example/web:2"]);
@@ -215,6 +222,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     assert!(described.contains("ScalingReplicaSet"), "{described}");
     assert!(described.contains("Scaled up replica set web-"), "{described}");
 
+    step("rolled out v2 within bounds");
     // Undo: the revision 1 ReplicaSet comes back as revision 3.
     k(&["rollout", "undo", "deployment/web"]);
     let out = k(&["rollout", "status", "deployment/web", "--timeout=120s"]);
@@ -236,6 +244,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     let history = k(&["rollout", "history", "deployment/web"]);
     assert!(history.contains('2') && history.contains('3'), "{history}");
 
+    step("undone to revision 3");
     // Pause: a template change makes no new ReplicaSet until resumed.
     k(&["rollout", "pause", "deployment/web"]);
     k(&["set", "image", "deployment/web", "web=registry.example/web:3"]);
@@ -259,6 +268,7 @@ async fn deployments_scale_roll_out_within_bounds_and_roll_back() {
     let revs = revision_sets(&sets).await;
     assert!(revs.contains(&("4".to_string(), "registry.example/web:3".to_string(), 3)), "{revs:?}");
 
+    step("paused and resumed");
     sim.shutdown().await;
     drop(cluster);
 }

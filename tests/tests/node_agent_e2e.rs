@@ -7,136 +7,15 @@
 //! Needs root, containerd, runc, containernetworking-plugins, umoci and busybox-static. Build first:
 //! `cargo build -p control-plane -p gantry-node-agent --bins`.
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gantry_cri_proto::runtime::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
-use gantry_tests::containerd::PrivateContainerd;
-use gantry_tests::kube::Kubectl;
+use gantry_tests::node_env::{
+    cri_counts, http_get, pod_ready, wait_for, AgentConfig, AgentProcess, CniNetwork, KubeEnv, NodeRuntime,
+};
 use serde_json::Value;
 
 const NODE: &str = "e2e-node";
-const AGENT_BINARY: &str = "gantry-node-agent";
-
-fn agent_binary() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GANTRY_BIN_DIR") {
-        return PathBuf::from(dir).join(AGENT_BINARY);
-    }
-    let exe = std::env::current_exe().expect("test executable");
-    exe.ancestors()
-        .skip(1)
-        .take(4)
-        .map(|d| d.join(AGENT_BINARY))
-        .find(|p| p.is_file())
-        .expect("gantry-node-agent not built (cargo build -p gantry-node-agent) and GANTRY_BIN_DIR unset")
-}
-
-/// The agent process; killed with SIGKILL when dropped.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(kubeconfig: &Path, endpoint: &str, root: &Path, log: &Path, port: u16) -> Self {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("agent log");
-        let err = out.try_clone().expect("agent log");
-        let child = Command::new(agent_binary())
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--node-name", NODE, "--runtime-endpoint", endpoint, "--root-dir"])
-            .arg(root)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "info,gantry_node_agent=debug")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("starting gantry-node-agent");
-        Self { child, log: log.to_path_buf() }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        gantry_tests::cluster::tail_of_file(&self.log, 40)
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn cni_conflist(containerd_dir: &Path) {
-    let conf = serde_json::json!({
-        "cniVersion": "0.4.0",
-        "name": "gantry-e2e",
-        "plugins": [
-            {
-                "type": "bridge", "bridge": "gnae2e0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": containerd_dir.join("cni-ipam").display().to_string(),
-                    "ranges": [[{"subnet": "10.217.0.0/16"}]],
-                    "routes": [{"dst": "0.0.0.0/0"}]
-                }
-            },
-            {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "loopback"}
-        ]
-    });
-    std::fs::write(containerd_dir.join("cni-conf/10-gantry-e2e.conflist"), conf.to_string()).expect("conflist");
-}
-
-struct Env {
-    k: Kubectl,
-    url: String,
-}
-
-impl Env {
-    fn get(&self, args: &[&str]) -> Option<Value> {
-        let mut all = vec!["get"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["-o", "json"]);
-        let out = self.k.run(&self.url, &all);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("json"))
-    }
-
-    fn pod(&self, name: &str) -> Option<Value> {
-        self.get(&["pod", name])
-    }
-
-    fn create(&self, work: &Path, object: Value) {
-        let path = work.join(format!("{}.json", object["metadata"]["name"].as_str().unwrap_or("obj")));
-        std::fs::write(&path, object.to_string()).expect("manifest");
-        self.k.ok(&self.url, &["create", "-f", path.to_str().expect("path")]);
-    }
-}
-
-/// Polls `f` until it returns `Some` or `timeout` passes (then fails with `what` and `context()`).
-async fn wait_for<T>(
-    timeout: Duration,
-    what: &str,
-    mut f: impl FnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 fn busybox_pod(name: &str, command: &[&str], restart: &str) -> Value {
     serde_json::json!({
@@ -155,50 +34,20 @@ fn busybox_pod(name: &str, command: &[&str], restart: &str) -> Value {
     })
 }
 
-fn http_get(ip: &str, port: u16) -> Option<String> {
-    let addr = format!("{ip}:{port}").parse().ok()?;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
 fn container0(pod: &Value) -> &Value {
     &pod["status"]["containerStatuses"][0]
-}
-
-async fn cri_counts(endpoint: &str, uid: &str) -> (usize, usize) {
-    let mut cri = gantry_cri_proto::connect(endpoint, Duration::from_secs(5)).await.expect("cri");
-    let labels = HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
-    let filter = PodSandboxFilter { label_selector: labels.clone(), ..Default::default() };
-    let sandboxes = cri.runtime.list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) }).await;
-    let filter = ContainerFilter { label_selector: labels, ..Default::default() };
-    let containers = cri.runtime.list_containers(ListContainersRequest { filter: Some(filter) }).await;
-    (
-        sandboxes.expect("list sandboxes").into_inner().items.len(),
-        containers.expect("list").into_inner().containers.len(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_agent_runs_pods_on_containerd() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cdir = dir.path().join("containerd");
-    let containerd = PrivateContainerd::start(&cdir).expect("containerd");
-    cni_conflist(&cdir);
-    let endpoint = containerd.endpoint();
-    let images = dir.path().join("images");
-    std::fs::create_dir_all(&images).expect("images dir");
-    gantry_tests::images::import_test_images(&endpoint, &images).expect("images");
-
+    let runtime =
+        NodeRuntime::start(dir.path(), CniNetwork::new("gnae2e0", "10.217.0.0/16")).expect("containerd with images");
+    let endpoint = runtime.endpoint();
     let (cluster, k, work) = gantry_tests::kube::start_api_cluster().await;
-    let env = Env { url: cluster.api_url(0).expect("api url"), k };
-    let root = dir.path().join("agent");
-    let log = dir.path().join("agent.log");
-    let port = gantry_tests::free_port().expect("port");
-    let mut agent = Agent::start(&cluster.kubeconfig(), &endpoint, &root, &log, port);
+    let env = KubeEnv { url: cluster.api_url(0).expect("api url"), k };
+    let mut agent = AgentProcess::start(AgentConfig::new(&cluster.kubeconfig(), &endpoint, NODE, dir.path()));
+    let root = agent.config().root_dir.clone();
 
     // The node registers Ready with the runtime's version.
     let node = wait_for(
@@ -220,15 +69,14 @@ async fn node_agent_runs_pods_on_containerd() {
     assert!(env.get(&["lease", NODE, "-n", "kube-node-lease"]).is_some(), "node lease exists");
 
     // A busybox httpd answers on its pod IP.
-    env.create(work.path(), busybox_pod("web", &["httpd", "-f", "-p", "8080", "-h", "/www"], "Always"));
+    env.create(work.path(), &busybox_pod("web", &["httpd", "-f", "-p", "8080", "-h", "/www"], "Always"));
     let web = wait_for(
         Duration::from_secs(60),
         "web Running and Ready",
         || {
             let pod = env.pod("web")?;
-            let ready =
-                pod["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
-            (pod["status"]["phase"] == "Running" && ready && pod["status"]["podIP"].is_string()).then_some(pod)
+            (pod["status"]["phase"] == "Running" && pod_ready(&pod) && pod["status"]["podIP"].is_string())
+                .then_some(pod)
         },
         || format!("{}\n{}", env.pod("web").unwrap_or_default(), agent.log_tail()),
     )
@@ -239,11 +87,12 @@ async fn node_agent_runs_pods_on_containerd() {
     assert!(web_id.starts_with("containerd://"), "{web_id}");
     assert_eq!(web["status"]["qosClass"], "BestEffort");
     assert_eq!(web["status"]["hostIP"], "127.0.0.1");
-    let body = wait_for(Duration::from_secs(20), "HTTP answer", || http_get(&ip, 8080), String::new).await;
+    let body =
+        wait_for(Duration::from_secs(20), "HTTP answer", || http_get(&ip, 8080, "/index.html"), String::new).await;
     assert!(body.contains("hello from gantry"), "{body}");
 
     // A container exiting 1 restarts with growing back-off and shows CrashLoopBackOff.
-    env.create(work.path(), busybox_pod("crash", &["sh", "-c", "exit 1"], "Always"));
+    env.create(work.path(), &busybox_pod("crash", &["sh", "-c", "exit 1"], "Always"));
     let mut restarts_at: Vec<(i64, Instant)> = Vec::new();
     let crash = wait_for(
         Duration::from_secs(90),
@@ -274,7 +123,7 @@ async fn node_agent_runs_pods_on_containerd() {
     // SIGKILL the agent; delete `crash` while it is down; restart it.
     agent.kill();
     env.k.ok(&env.url, &["delete", "pod", "crash", "--grace-period=0", "--force"]);
-    let mut agent = Agent::start(&cluster.kubeconfig(), &endpoint, &root, &log, port);
+    agent.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     while cri_counts(&endpoint, &crash_uid).await != (0, 0) {
         assert!(
@@ -294,7 +143,7 @@ async fn node_agent_runs_pods_on_containerd() {
     let web = env.pod("web").expect("web");
     assert_eq!(container0(&web)["containerID"].as_str(), Some(web_id.as_str()), "container replaced: {web}");
     assert_eq!(container0(&web)["restartCount"], 0);
-    assert!(http_get(&ip, 8080).is_some_and(|b| b.contains("hello from gantry")));
+    assert!(http_get(&ip, 8080, "/index.html").is_some_and(|b| b.contains("hello from gantry")));
 
     // Deleting the pod stops it and leaves nothing behind.
     env.k.ok(&env.url, &["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
@@ -305,5 +154,5 @@ async fn node_agent_runs_pods_on_containerd() {
     let cgroup = Path::new("/sys/fs/cgroup/memory/gantry").join(format!("pod{uid}"));
     assert!(!cgroup.exists(), "cgroup {} left behind", cgroup.display());
     agent.kill();
-    drop(containerd);
+    drop(runtime);
 }

@@ -1,0 +1,345 @@
+//! Harness for node-agent tests against a real runtime: a private containerd with its own CNI
+//! bridge and the test images imported ([`NodeRuntime`]), the `gantry-node-agent` process
+//! ([`AgentProcess`]), `kubectl` bound to one replica with JSON helpers ([`KubeEnv`]), and small
+//! probes of what the runtime holds ([`cri_counts`]) and of pod HTTP servers ([`http_get`]).
+//!
+//! Every test file that starts a runtime picks its own [`CniNetwork`] (bridge name and subnet), so two
+//! test files never share a bridge even when run back to back.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gantry_cri_proto::runtime::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
+use serde_json::Value;
+
+use crate::containerd::{ContainerdError, PrivateContainerd};
+use crate::images::ImageError;
+use crate::kube::Kubectl;
+
+/// Name of the agent binary, found beside the test executable or in `$GANTRY_BIN_DIR`.
+pub const AGENT_BINARY: &str = "gantry-node-agent";
+
+/// Why a node runtime could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeEnvError {
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// A CNI bridge network of one test file: a bridge name (at most 15 characters) and a private /16.
+#[derive(Debug, Clone)]
+pub struct CniNetwork {
+    pub bridge: String,
+    pub subnet: String,
+}
+
+impl CniNetwork {
+    pub fn new(bridge: &str, subnet: &str) -> Self {
+        assert!(bridge.len() <= 15, "bridge name {bridge:?} is longer than 15 characters");
+        Self { bridge: bridge.to_string(), subnet: subnet.to_string() }
+    }
+
+    /// The conflist RUNTIME-NOTES found to work: bridge (gateway, masquerade, hairpin, host-local IPAM
+    /// with its own data dir and a default route), portmap (hostPorts) and loopback.
+    fn conflist(&self, ipam_dir: &Path) -> Value {
+        serde_json::json!({
+            "cniVersion": "0.4.0",
+            "name": format!("gantry-{}", self.bridge),
+            "plugins": [
+                {
+                    "type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+                    "ipam": {
+                        "type": "host-local",
+                        "dataDir": ipam_dir.display().to_string(),
+                        "ranges": [[{"subnet": self.subnet}]],
+                        "routes": [{"dst": "0.0.0.0/0"}]
+                    }
+                },
+                {"type": "portmap", "capabilities": {"portMappings": true}},
+                {"type": "loopback"}
+            ]
+        })
+    }
+}
+
+/// A private containerd with a CNI network and the test images (`localhost/pause:latest`,
+/// `localhost/busybox:1`) imported. Killed, with its shims, when dropped.
+pub struct NodeRuntime {
+    dir: PathBuf,
+    network: CniNetwork,
+    containerd: Option<PrivateContainerd>,
+    /// Daemons stopped by [`Self::stop_daemon`]: their process groups are killed only on drop.
+    stopped: Vec<PrivateContainerd>,
+}
+
+impl NodeRuntime {
+    /// Starts containerd under `dir/containerd`, writes the network's conflist and imports the images.
+    pub fn start(dir: &Path, network: CniNetwork) -> Result<Self, NodeEnvError> {
+        let cdir = dir.join("containerd");
+        let containerd = PrivateContainerd::start(&cdir)?;
+        let conf = cdir.join("cni-conf").join(format!("10-{}.conflist", network.bridge));
+        std::fs::write(&conf, network.conflist(&cdir.join("cni-ipam")).to_string())
+            .map_err(|source| NodeEnvError::Io { context: format!("writing {}", conf.display()), source })?;
+        let images = dir.join("images");
+        std::fs::create_dir_all(&images)
+            .map_err(|source| NodeEnvError::Io { context: format!("creating {}", images.display()), source })?;
+        crate::images::import_test_images(&containerd.endpoint(), &images)?;
+        Ok(Self { dir: cdir, network, containerd: Some(containerd), stopped: Vec::new() })
+    }
+
+    /// The CRI endpoint (`unix:///...`).
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.dir.join("containerd.sock").display())
+    }
+
+    pub fn network(&self) -> &CniNetwork {
+        &self.network
+    }
+
+    /// Stops the containerd daemon alone (SIGKILL to its pid, not its process group), so running
+    /// containers and their shims stay, as when a node's containerd crashes.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.containerd.take() {
+            c.kill_daemon_only();
+            self.stopped.push(c);
+        }
+    }
+
+    /// Starts containerd again on the same state (after [`Self::stop_daemon`]).
+    pub fn start_daemon(&mut self) -> Result<(), NodeEnvError> {
+        if self.containerd.is_none() {
+            self.containerd = Some(PrivateContainerd::start(&self.dir)?);
+        }
+        Ok(())
+    }
+
+    /// The last lines of containerd's log.
+    pub fn log_tail(&self) -> String {
+        crate::cluster::tail_of_file(&self.dir.join("containerd.log"), 30)
+    }
+}
+
+/// Path of the agent binary: `$GANTRY_BIN_DIR/gantry-node-agent`, else beside the test executable.
+pub fn agent_binary() -> PathBuf {
+    if let Some(dir) = std::env::var_os(crate::launcher::GANTRY_BIN_DIR_ENV) {
+        return PathBuf::from(dir).join(AGENT_BINARY);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    exe.ancestors()
+        .skip(1)
+        .take(4)
+        .map(|d| d.join(AGENT_BINARY))
+        .find(|p| p.is_file())
+        .expect("gantry-node-agent not built (cargo build -p gantry-node-agent) and GANTRY_BIN_DIR unset")
+}
+
+/// How to start one agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub kubeconfig: PathBuf,
+    pub endpoint: String,
+    pub node_name: String,
+    pub root_dir: PathBuf,
+    pub log: PathBuf,
+    pub port: u16,
+    /// More flags after the contract ones.
+    pub extra_args: Vec<String>,
+}
+
+impl AgentConfig {
+    /// An agent named `node_name` with its root dir and log under `dir`, on a free port.
+    pub fn new(kubeconfig: &Path, endpoint: &str, node_name: &str, dir: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_path_buf(),
+            endpoint: endpoint.to_string(),
+            node_name: node_name.to_string(),
+            root_dir: dir.join(format!("agent-{node_name}")),
+            log: dir.join(format!("agent-{node_name}.log")),
+            port: crate::free_port().expect("free port"),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// A `gantry-node-agent` process; SIGKILLed when dropped.
+pub struct AgentProcess {
+    config: AgentConfig,
+    child: Option<Child>,
+}
+
+impl AgentProcess {
+    pub fn start(config: AgentConfig) -> Self {
+        let mut me = Self { config, child: None };
+        me.spawn();
+        me
+    }
+
+    fn spawn(&mut self) {
+        let c = &self.config;
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&c.log).expect("agent log");
+        let err = out.try_clone().expect("agent log");
+        let child = Command::new(agent_binary())
+            .arg("--kubeconfig")
+            .arg(&c.kubeconfig)
+            .args(["--node-name", &c.node_name, "--runtime-endpoint", &c.endpoint, "--root-dir"])
+            .arg(&c.root_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", c.port)])
+            .args(&c.extra_args)
+            .env("RUST_LOG", "info,gantry_node_agent=debug")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting gantry-node-agent");
+        self.child = Some(child);
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the agent again with the same flags (after [`Self::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn log_tail(&self) -> String {
+        crate::cluster::tail_of_file(&self.config.log, 40)
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// kubectl bound to one API server, with JSON helpers.
+pub struct KubeEnv {
+    pub k: Kubectl,
+    pub url: String,
+}
+
+impl KubeEnv {
+    /// `kubectl get ARGS -o json`, `None` when it fails (not found).
+    pub fn get(&self, args: &[&str]) -> Option<Value> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.k.run(&self.url, &all);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("kubectl printed json"))
+    }
+
+    /// A pod of `default`.
+    pub fn pod(&self, name: &str) -> Option<Value> {
+        self.get(&["pod", name])
+    }
+
+    /// `kubectl create -f` of `object`, written under `work`.
+    pub fn create(&self, work: &Path, object: &Value) {
+        let path = self.write(work, object);
+        self.k.ok(&self.url, &["create", "-f", path.to_str().expect("path")]);
+    }
+
+    /// `kubectl apply -f` of `object`, written under `work`.
+    pub fn apply(&self, work: &Path, object: &Value) {
+        let path = self.write(work, object);
+        self.k.ok(&self.url, &["apply", "-f", path.to_str().expect("path")]);
+    }
+
+    fn write(&self, work: &Path, object: &Value) -> PathBuf {
+        let kind = object["kind"].as_str().unwrap_or("object").to_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap_or("obj");
+        let path = work.join(format!("{kind}-{name}.json"));
+        std::fs::write(&path, object.to_string()).expect("write manifest");
+        path
+    }
+
+    /// `kubectl ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.k.ok(&self.url, args)
+    }
+}
+
+/// Whether a pod's `Ready` condition is `True`.
+pub fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes; then fails with `what` and `context()`.
+pub async fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Like [`wait_for`] with an async check.
+pub async fn wait_for_async<T, Fut: Future<Output = Option<T>>>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", context());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `GET path` over HTTP/1.0 from `ip:port`; the whole response, or `None` if it cannot connect.
+pub fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
+    let addr = format!("{ip}:{port}").parse().ok()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// How many sandboxes and containers the runtime holds for pod `uid` (whoever created them).
+pub async fn cri_counts(endpoint: &str, uid: &str) -> (usize, usize) {
+    let mut cri = gantry_cri_proto::connect(endpoint, Duration::from_secs(5)).await.expect("cri");
+    let labels = HashMap::from([("io.kubernetes.pod.uid".to_string(), uid.to_string())]);
+    let filter = PodSandboxFilter { label_selector: labels.clone(), ..Default::default() };
+    let sandboxes = cri.runtime.list_pod_sandbox(ListPodSandboxRequest { filter: Some(filter) }).await;
+    let filter = ContainerFilter { label_selector: labels, ..Default::default() };
+    let containers = cri.runtime.list_containers(ListContainersRequest { filter: Some(filter) }).await;
+    (
+        sandboxes.expect("list sandboxes").into_inner().items.len(),
+        containers.expect("list containers").into_inner().containers.len(),
+    )
+}
