@@ -16,6 +16,8 @@ pub enum ConfigError {
     RuntimeEndpoint(String),
     #[error("--root-dir {0:?} must be an absolute path")]
     RootDir(PathBuf),
+    #[error("--allowed-host-paths entry {0:?} must be an absolute path without '..'")]
+    AllowedHostPath(PathBuf),
 }
 
 /// `gantry-node-agent` flags.
@@ -52,6 +54,10 @@ pub struct Config {
     /// How often the agent renews its Lease.
     #[arg(long, default_value = "10", value_parser = parse_seconds)]
     pub lease_renew_seconds: Duration,
+    /// Host path prefixes that `hostPath` volumes may use (comma-separated absolute paths). Empty, the
+    /// default, allows any path, as the kubelet does (admission is then the only guard).
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_host_paths: Vec<PathBuf>,
     /// How often each pod worker re-reads the runtime when nothing else wakes it.
     #[arg(long, default_value = "1", value_parser = parse_seconds)]
     pub pod_resync_seconds: Duration,
@@ -77,6 +83,11 @@ impl Config {
         }
         if !self.root_dir.is_absolute() {
             return Err(ConfigError::RootDir(self.root_dir.clone()));
+        }
+        for p in &self.allowed_host_paths {
+            if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(ConfigError::AllowedHostPath(p.clone()));
+            }
         }
         Ok(())
     }
@@ -136,6 +147,10 @@ mod tests {
         assert_eq!(config.pod_cidr.as_deref(), Some("10.88.0.0/16"));
         assert_eq!(config.max_pods, 110);
         assert_eq!(config.lease_renew_seconds, Duration::from_secs(10));
+        assert!(config.allowed_host_paths.is_empty());
+        let config = parse(&["--allowed-host-paths", "/srv/data,/tmp"]).expect("parse");
+        config.validate().expect("valid");
+        assert_eq!(config.allowed_host_paths, [PathBuf::from("/srv/data"), PathBuf::from("/tmp")]);
     }
 
     #[test]
@@ -152,6 +167,7 @@ mod tests {
             (|c| c.node_name = "Node_1".into(), "--node-name"),
             (|c| c.runtime_endpoint = "tcp://x:1".into(), "--runtime-endpoint"),
             (|c| c.root_dir = "relative".into(), "--root-dir"),
+            (|c| c.allowed_host_paths = vec!["/srv/../etc".into()], "--allowed-host-paths"),
         ];
         for (edit, flag) in cases {
             let mut config = parse(&[]).expect("parse");

@@ -2,8 +2,9 @@
 //! bound to it on a CRI runtime (containerd or CRI-O), reporting their status back.
 //!
 //! Layout: [`config`] (the flag contract), [`machine`] (facts read from /proc), [`runtime`] (thin CRI
-//! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status and
-//! CRI configs, and the per-pod workers).
+//! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status, env
+//! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
+//! followed by a watch) and [`volume`] (volume plans, mounts and their set-up on the host).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
@@ -12,8 +13,10 @@
 pub mod config;
 pub mod machine;
 pub mod node;
+pub mod objects;
 pub mod pod;
 pub mod runtime;
+pub mod volume;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,12 +64,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     std::fs::create_dir_all(&pods_dir)
         .map_err(|source| AgentError::RootDir { path: pods_dir.display().to_string(), source })?;
     let listen = config.listen_addr()?;
+    let machine = machine::MachineInfo::read();
+    let allocatable_cpu_millis = (machine.cpus * 1000).saturating_sub(config.reserved_cpu_millis);
+    let allocatable_memory_bytes = machine.memory_bytes.saturating_sub(config.reserved_memory_mib * 1024 * 1024);
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         ip: config.node_ip().to_string(),
         port: listen.port(),
         pod_cidr: config.pod_cidr.clone(),
-        machine: machine::MachineInfo::read(),
+        machine,
         reserved_cpu_millis: config.reserved_cpu_millis,
         reserved_memory_bytes: config.reserved_memory_mib * 1024 * 1024,
         max_pods: config.max_pods,
@@ -88,6 +94,10 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     };
     info!(node = %config.node_name, endpoint = %config.runtime_endpoint, "node agent running");
     let env = Arc::new(pod::worker::WorkerEnv {
+        objects: objects::ObjectCache::new(client.clone()),
+        host_paths: volume::HostPathPolicy { allowed_prefixes: config.allowed_host_paths.clone() },
+        allocatable_cpu_millis: i64::try_from(allocatable_cpu_millis).unwrap_or(i64::MAX),
+        allocatable_memory_bytes: i64::try_from(allocatable_memory_bytes).unwrap_or(i64::MAX),
         client,
         pull_runtime: runtime.with_timeout(PULL_TIMEOUT),
         runtime,

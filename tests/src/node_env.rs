@@ -343,3 +343,23 @@ pub async fn cri_counts(endpoint: &str, uid: &str) -> (usize, usize) {
         containers.expect("list containers").into_inner().containers.len(),
     )
 }
+
+/// The text a container wrote, read from the CRI log file the agent keeps under its root dir
+/// (`<root>/pods/<ns>_<pod>_<uid>/<container>/<attempt>.log`), record prefixes stripped and partial
+/// records joined. Empty when the file does not exist (yet).
+pub fn container_output(root: &Path, namespace: &str, pod: &str, uid: &str, container: &str, attempt: u32) -> String {
+    let path =
+        root.join("pods").join(format!("{namespace}_{pod}_{uid}")).join(container).join(format!("{attempt}.log"));
+    let raw = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::new();
+    for record in raw.lines() {
+        // <timestamp> <stream> <P|F> <text>
+        let mut parts = record.splitn(4, ' ');
+        let (_, _, tag, text) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
+        out.push_str(text);
+        if tag != Some("P") {
+            out.push('\n');
+        }
+    }
+    out
+}

@@ -1,7 +1,8 @@
 //! Watches the pods bound to this node (`fieldSelector=spec.nodeName=<node>`) and keeps one
 //! [`PodWorker`] per pod uid, feeding it the latest object (`None` once the pod is gone). After each
-//! full listing it also sweeps the runtime: sandboxes this agent created for pods that no longer exist
-//! (deleted while the agent was down) are torn down.
+//! full listing it also sweeps the runtime and the root directory: sandboxes this agent created and
+//! pod directories (volumes) of pods that no longer exist (deleted while the agent was down) are torn
+//! down.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -119,10 +120,11 @@ async fn sweep(
     let unknown: HashSet<String> = sandboxes
         .iter()
         .filter_map(|s| s.labels.get(POD_UID_LABEL).cloned())
+        .chain(crate::volume::pod_dir_uids(&env.root))
         .filter(|uid| !listed.contains(uid) && !workers.contains_key(uid))
         .collect();
     for uid in unknown {
-        info!(pod_uid = %uid, "removing sandboxes of a pod that no longer exists");
+        info!(pod_uid = %uid, "removing what is left of a pod that no longer exists");
         spawn_teardown(env, tasks, uid);
     }
 }

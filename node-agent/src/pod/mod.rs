@@ -1,7 +1,9 @@
-//! Pods bound to this node: pure planning ([`plan`]), status ([`status`]) and CRI configs ([`spec`]),
-//! and the I/O around them: one [`worker`] task per pod, started by the [`manager`]'s watch.
+//! Pods bound to this node: pure planning ([`plan`]), status ([`status`]), CRI configs ([`spec`]),
+//! environments ([`env`]) and image reference checks ([`image_ref`]), and the I/O around them: one [`worker`] task per pod, started by the [`manager`]'s watch.
 
 pub mod backoff;
+pub mod env;
+pub mod image_ref;
 pub mod manager;
 pub mod observed;
 pub mod plan;

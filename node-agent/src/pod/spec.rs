@@ -6,15 +6,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use gantry_cri_proto::runtime::{
     Capability, ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, Int64Value, KeyValue, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
     PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
 };
-use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::env::{container_env, expand_all, EnvInputs};
 use super::resources::linux_resources;
 use crate::runtime::{CONTAINER_NAME_LABEL, NODE_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL, POD_UID_LABEL};
+use crate::volume::{container_mounts, HostVolume, MountError};
 
 /// Why a pod or container cannot be turned into a runtime config (shown in the pod's status).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,12 +27,21 @@ pub enum SpecError {
     Metadata(String),
     #[error("pod uid {0:?} is not usable in paths (expected letters, digits and '-')")]
     Uid(String),
-    #[error("container {container}: env {var}: {what} is not supported yet")]
+    #[error("container {container}: env {var}: {what}")]
     EnvSource { container: String, var: String, what: String },
     #[error("container {container}: env {var}: unsupported fieldRef {path}")]
     FieldPath { container: String, var: String, path: String },
     #[error("container {0} has no image")]
     NoImage(String),
+    /// The kubelet's wording, so `kubectl describe` reads the same as upstream.
+    #[error("{kind} {name:?} not found")]
+    MissingObject { kind: &'static str, name: String },
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    MissingKey { key: String, kind: &'static str, namespace: String, name: String },
+    #[error("{0} has not been read from the API yet")]
+    ObjectNotSynced(String),
+    #[error(transparent)]
+    Mount(#[from] MountError),
 }
 
 /// Who the pod is, validated once.
@@ -162,28 +175,23 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root: &Path, node: &str) -> Resul
     })
 }
 
-/// Values `fieldRef` env vars may read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Downward {
-    pub pod_ip: String,
-    pub host_ip: String,
-    pub node_name: String,
-}
-
 /// The container config of `c`, attempt `attempt`.
+/// Its env is resolved from `inputs` and its mounts from the pod's `volumes` (where each is on the host).
 pub fn container_config(
     pod: &Pod,
     c: &Container,
     attempt: u32,
     node: &str,
-    downward: &Downward,
+    inputs: EnvInputs<'_>,
+    volumes: &BTreeMap<String, HostVolume>,
 ) -> Result<ContainerConfig, SpecError> {
     let id = PodIdentity::of(pod)?;
     let image = c.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| SpecError::NoImage(c.name.clone()))?;
-    if c.env_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(SpecError::EnvSource { container: c.name.clone(), var: "*".into(), what: "envFrom".into() });
-    }
-    let envs = c.env.iter().flatten().map(|e| env_value(pod, c, e, downward)).collect::<Result<Vec<_>, _>>()?;
+    let env = container_env(pod, c, inputs)?;
+    let mounts = container_mounts(c, volumes, &env)?;
+    let command = expand_all(c.command.as_ref(), &env);
+    let args = expand_all(c.args.as_ref(), &env);
+    let envs = env.into_iter().map(|(key, value)| KeyValue { key, value }).collect();
     let mut all_labels = labels(&id, node);
     all_labels.insert(CONTAINER_NAME_LABEL.to_string(), c.name.clone());
     let sc = c.security_context.as_ref();
@@ -198,10 +206,11 @@ pub fn container_config(
     Ok(ContainerConfig {
         metadata: Some(ContainerMetadata { name: c.name.clone(), attempt }),
         image: Some(ImageSpec { image, ..Default::default() }),
-        command: c.command.clone().unwrap_or_default(),
-        args: c.args.clone().unwrap_or_default(),
+        command,
+        args,
         working_dir: c.working_dir.clone().unwrap_or_default(),
         envs,
+        mounts,
         labels: all_labels,
         annotations: HashMap::from([("io.kubernetes.container.restartCount".to_string(), attempt.to_string())]),
         log_path: format!("{}/{attempt}.log", c.name),
@@ -222,58 +231,6 @@ pub fn container_config(
         }),
         ..Default::default()
     })
-}
-
-fn env_value(pod: &Pod, c: &Container, e: &EnvVar, downward: &Downward) -> Result<KeyValue, SpecError> {
-    let unsupported =
-        |what: &str| SpecError::EnvSource { container: c.name.clone(), var: e.name.clone(), what: what.into() };
-    let value = match &e.value_from {
-        None => e.value.clone().unwrap_or_default(),
-        Some(from) => {
-            if let Some(field) = &from.field_ref {
-                let m = &pod.metadata;
-                match field.field_path.as_str() {
-                    "metadata.name" => m.name.clone().unwrap_or_default(),
-                    "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
-                    "metadata.uid" => m.uid.clone().unwrap_or_default(),
-                    "spec.nodeName" => downward.node_name.clone(),
-                    "spec.serviceAccountName" => {
-                        pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_default()
-                    }
-                    "status.podIP" => downward.pod_ip.clone(),
-                    "status.hostIP" => downward.host_ip.clone(),
-                    path => {
-                        return Err(SpecError::FieldPath {
-                            container: c.name.clone(),
-                            var: e.name.clone(),
-                            path: path.into(),
-                        })
-                    }
-                }
-            } else if from.config_map_key_ref.is_some() {
-                return Err(unsupported("configMapKeyRef"));
-            } else if from.secret_key_ref.is_some() {
-                return Err(unsupported("secretKeyRef"));
-            } else {
-                return Err(unsupported("resourceFieldRef"));
-            }
-        }
-    };
-    Ok(KeyValue { key: e.name.clone(), value: expand(&value, c) })
-}
-
-/// `$(VAR)` references to earlier plain env values are expanded, as upstream does; unknown ones stay.
-fn expand(value: &str, c: &Container) -> String {
-    if !value.contains("$(") {
-        return value.to_string();
-    }
-    let mut out = value.to_string();
-    for e in c.env.iter().flatten() {
-        if let Some(v) = &e.value {
-            out = out.replace(&format!("$({})", e.name), v);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,8 +1,11 @@
 //! Tests of [`super`]: the CRI configs carry what RUNTIME-NOTES says containerd needs.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
+use crate::objects::{ObjectKind, ObjectRef, ObjectState, ObjectsView};
+use crate::pod::env::Downward;
 
 fn pod(spec: serde_json::Value) -> Pod {
     serde_json::from_value(serde_json::json!({
@@ -53,7 +56,8 @@ fn bad_uids_are_rejected() {
 #[test]
 fn container_config_resolves_env_and_carries_namespaces_and_log_path() {
     let p = pod(serde_json::json!({"containers": [{
-        "name": "c", "image": "localhost/busybox:1", "command": ["sh"], "args": ["-c", "x"], "workingDir": "/w",
+        "name": "c", "image": "localhost/busybox:1", "command": ["sh"], "args": ["-c", "echo $(POD)"], "workingDir": "/w",
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
         "env": [
             {"name": "A", "value": "1"},
             {"name": "B", "value": "a=$(A)"},
@@ -64,8 +68,18 @@ fn container_config_resolves_env_and_carries_namespaces_and_log_path() {
         ],
     }]}));
     let c = &p.spec.as_ref().expect("spec").containers[0];
-    let downward = Downward { pod_ip: "10.1.0.9".into(), host_ip: "127.0.0.1".into(), node_name: "node-1".into() };
-    let cfg = container_config(&p, c, 3, "node-1", &downward).expect("config");
+    let downward = Downward {
+        pod_ip: "10.1.0.9".into(),
+        host_ip: "127.0.0.1".into(),
+        node_name: "node-1".into(),
+        ..Default::default()
+    };
+    let inputs = EnvInputs { objects: &ObjectsView::new(), downward: &downward };
+    let volumes = BTreeMap::from([(
+        "data".to_string(),
+        HostVolume { path: "/r/pods/1234-ab/volumes/kubernetes.io~empty-dir/data".into(), read_only: false },
+    )]);
+    let cfg = container_config(&p, c, 3, "node-1", inputs, &volumes).expect("config");
     let env: HashMap<_, _> = cfg.envs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
     assert_eq!(env["A"], "1");
     assert_eq!(env["B"], "a=1");
@@ -75,6 +89,10 @@ fn container_config_resolves_env_and_carries_namespaces_and_log_path() {
     assert_eq!(env["UID"], "1234-ab");
     assert_eq!(cfg.log_path, "c/3.log");
     assert_eq!(cfg.command, vec!["sh"]);
+    assert_eq!(cfg.args, vec!["-c", "echo web"], "$(VAR) in args expands");
+    assert_eq!(cfg.mounts.len(), 1);
+    assert_eq!(cfg.mounts[0].container_path, "/data");
+    assert_eq!(cfg.mounts[0].host_path, "/r/pods/1234-ab/volumes/kubernetes.io~empty-dir/data");
     assert_eq!(cfg.working_dir, "/w");
     assert_eq!(cfg.labels[CONTAINER_NAME_LABEL], "c");
     assert_eq!(cfg.metadata.expect("metadata").attempt, 3);
@@ -83,12 +101,22 @@ fn container_config_resolves_env_and_carries_namespaces_and_log_path() {
 }
 
 #[test]
-fn unsupported_env_sources_name_the_container_and_variable() {
+fn missing_env_sources_and_mounts_are_config_errors() {
     let p = pod(serde_json::json!({"containers": [{
         "name": "c", "image": "i",
         "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
     }]}));
     let c = &p.spec.as_ref().expect("spec").containers[0];
-    let err = container_config(&p, c, 0, "n", &Downward::default()).expect_err("unsupported");
-    assert_eq!(err.to_string(), "container c: env S: secretKeyRef is not supported yet");
+    let objects = ObjectsView::from([(ObjectRef::new(ObjectKind::Secret, "ns1", "s"), ObjectState::Missing)]);
+    let inputs = EnvInputs { objects: &objects, downward: &Downward::default() };
+    let err = container_config(&p, c, 0, "n", inputs, &BTreeMap::new()).expect_err("missing secret");
+    assert_eq!(err.to_string(), "secret \"s\" not found");
+
+    let p = pod(serde_json::json!({"containers": [{
+        "name": "c", "image": "i", "volumeMounts": [{"name": "nope", "mountPath": "/x"}],
+    }]}));
+    let c = &p.spec.as_ref().expect("spec").containers[0];
+    let inputs = EnvInputs { objects: &objects, downward: &Downward::default() };
+    let err = container_config(&p, c, 0, "n", inputs, &BTreeMap::new()).expect_err("unknown volume");
+    assert!(matches!(err, SpecError::Mount(_)), "{err}");
 }

@@ -1,6 +1,6 @@
 //! Removing everything a pod left on the machine: its containers (stopped with the grace period:
 //! SIGTERM, then SIGKILL), its sandboxes, its cgroup directories (containerd never removes pod-level
-//! ones) and its log directory. Used by pod workers and by the start-up sweep of unknown pods.
+//! ones), its log directory and its own directory with the volumes (unmounted first). Used by pod workers and by the start-up sweep of unknown pods.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +14,8 @@ use crate::runtime::{pod_selector, Runtime, RuntimeError};
 /// Where cgroupfs hierarchies are mounted.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Stops and removes every container and sandbox this agent created for pod `uid`, then its cgroups
-/// and log directory. Idempotent.
+/// Stops and removes every container and sandbox this agent created for pod `uid`, then its cgroups,
+/// log directory and volumes. Idempotent.
 pub async fn teardown(
     runtime: &Runtime,
     node: &str,
@@ -41,6 +41,7 @@ pub async fn teardown(
     }
     remove_cgroups(Path::new(CGROUP_ROOT), &cgroup_parent(uid));
     remove_log_dirs(root, uid);
+    crate::volume::teardown_pod_dir(root, uid);
     debug!(pod_uid = uid, "pod torn down");
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! stops everything with the grace period and completes the deletion in the API. Holds the pod's
 //! back-off and pull-failure state; all decisions live in the pure modules.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,18 +17,26 @@ use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::backoff::BackOff;
+use super::env::{Downward, EnvInputs};
+use super::image_ref::check_image_ref;
 use super::observed::{container_from_cri, run_state, sandbox_from_cri, ContainerInfo, Observed};
 use super::plan::{pull_key, Action, Plan, PullFailures, Waiting};
-use super::spec::{container_config, sandbox_config, Downward, PodIdentity};
+use super::spec::{container_config, sandbox_config, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
+use crate::objects::{pod_references, ObjectCache, ObjectRef, ObjectsView, Subscriptions};
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
+use crate::volume::{plan_volumes, HostPathPolicy, HostVolume, PodVolumes, VolumeError};
 
 /// Grace period for pods that vanished from the API without a graceful deletion.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 /// Re-plans in one sync before the status is sent (a sandbox, then its containers, then checks).
 const MAX_ROUNDS: usize = 4;
+/// How long a sync waits for the first read of a ConfigMap or Secret the pod references.
+const OBJECT_WAIT: Duration = Duration::from_secs(10);
+/// How soon a pod whose volumes failed is tried again (an object it waits for may appear).
+const VOLUME_RETRY: Duration = Duration::from_secs(2);
 
 /// What every worker shares.
 pub struct WorkerEnv {
@@ -40,6 +48,13 @@ pub struct WorkerEnv {
     pub root: PathBuf,
     pub host_ip: String,
     pub resync: Duration,
+    /// ConfigMaps and Secrets the node's pods reference.
+    pub objects: Arc<ObjectCache>,
+    pub host_paths: HostPathPolicy,
+    /// The node's allocatable cpu (millicores) and memory (bytes): what `resourceFieldRef` reports
+    /// for a container without limits.
+    pub allocatable_cpu_millis: i64,
+    pub allocatable_memory_bytes: i64,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -67,19 +82,29 @@ pub struct PodWorker {
     containers: HashMap<String, ContainerInfo>,
     sandbox_ips: HashMap<String, Option<String>>,
     last_status: Option<PodStatus>,
+    /// The objects the pod reads and the subscriptions to them.
+    refs: BTreeSet<ObjectRef>,
+    subscriptions: Option<Subscriptions>,
+    volumes: PodVolumes,
+    /// Where each volume is on the host, after the last successful set-up.
+    host_volumes: BTreeMap<String, HostVolume>,
 }
 
 impl PodWorker {
     pub fn new(env: Arc<WorkerEnv>, uid: String) -> Self {
         Self {
-            env,
-            uid,
             backoff: BackOff::default(),
             pulls: PullFailures::new(),
             errors: BTreeMap::new(),
             containers: HashMap::new(),
             sandbox_ips: HashMap::new(),
             last_status: None,
+            refs: BTreeSet::new(),
+            subscriptions: None,
+            volumes: PodVolumes::new(&env.root, &uid),
+            host_volumes: BTreeMap::new(),
+            env,
+            uid,
         }
     }
 
@@ -111,6 +136,7 @@ impl PodWorker {
                 tokio::select! {
                     changed = pod_rx.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep(wake) => {}
+                    _ = objects_changed(&mut self.subscriptions) => debug!("a referenced object changed"),
                     _ = shutdown.changed() => return,
                 }
             }
@@ -121,6 +147,7 @@ impl PodWorker {
 
     async fn gone(&mut self) -> Result<(), RuntimeError> {
         info!("pod no longer exists: removing its sandboxes and containers");
+        self.release_objects();
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, ORPHAN_GRACE).await
     }
 
@@ -134,6 +161,7 @@ impl PodWorker {
             .unwrap_or(DEFAULT_GRACE_SECONDS)
             .max(0);
         info!(pod = %id.key(), grace_seconds = grace, "terminating pod");
+        self.release_objects();
         let grace = Duration::from_secs(grace as u64);
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, grace).await?;
         let pods: Api<Pod> = Api::namespaced(self.env.client.clone(), &id.namespace);
@@ -150,27 +178,92 @@ impl PodWorker {
         Ok(self.env.resync)
     }
 
-    /// One pass for a live pod: observe, act until the plan is empty, send the status if it changed.
+    /// One pass for a live pod: read the objects it references, set up its volumes, observe the
+    /// runtime, act until the plan is empty, send the status if it changed.
     async fn sync(&mut self, pod: &Pod) -> Result<Duration, WorkerError> {
         let id = PodIdentity::of(pod).map_err(|source| WorkerError::Spec { pod: self.uid.clone(), source })?;
         self.errors.clear();
+        let objects = self.read_objects(pod).await;
         let mut observed = self.observe().await?;
+        let downward = self.downward(observed.ready_sandbox().and_then(|s| s.ip.clone()));
+        let volume_error = self.setup_volumes(pod, &objects, &downward).err();
         let mut plan = Plan::default();
-        for _ in 0..MAX_ROUNDS {
-            plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, Timestamp::now());
-            if plan.actions.is_empty() {
-                break;
+        match &volume_error {
+            // Nothing starts before its volumes exist; a running pod keeps the volumes it has.
+            Some(e) if observed.sandboxes.is_empty() => {
+                warn!(pod = %id.key(), error = %e, "volumes not ready; not starting the pod");
+                let waiting = Waiting { reason: "ContainerCreating".into(), message: e.to_string() };
+                for c in all_containers(pod) {
+                    plan.waiting.insert(c.name.clone(), waiting.clone());
+                }
             }
-            debug!(pod = %id.key(), actions = ?plan.actions, "carrying out plan");
-            self.execute(pod, &id, &observed, &plan.actions).await?;
-            observed = self.observe().await?;
+            _ => {
+                if let Some(e) = &volume_error {
+                    warn!(pod = %id.key(), error = %e, "updating volumes of a running pod");
+                }
+                for _ in 0..MAX_ROUNDS {
+                    plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, Timestamp::now());
+                    if plan.actions.is_empty() {
+                        break;
+                    }
+                    debug!(pod = %id.key(), actions = ?plan.actions, "carrying out plan");
+                    self.execute(pod, &id, &observed, &plan.actions, &objects).await?;
+                    observed = self.observe().await?;
+                }
+            }
         }
         let mut waiting = plan.waiting.clone();
         waiting.extend(self.errors.clone());
         let ctx = StatusContext { waiting: &waiting, host_ip: &self.env.host_ip, now: Timestamp::now() };
         let status = pod_status(pod, &observed, &ctx);
         self.send_status(pod, &id, status).await?;
-        Ok(plan.wake_after.map_or(self.env.resync, |w| w.min(self.env.resync)))
+        let wake = if volume_error.is_some() { VOLUME_RETRY } else { self.env.resync };
+        Ok(plan.wake_after.map_or(wake, |w| w.min(wake)))
+    }
+
+    /// Subscribes to the ConfigMaps and Secrets the pod references (when that set changed) and
+    /// returns what is known of them, waiting a bounded time for the first read of new ones.
+    async fn read_objects(&mut self, pod: &Pod) -> ObjectsView {
+        let refs = pod_references(pod);
+        if self.subscriptions.is_none() || refs != self.refs {
+            let mut subscriptions = self.env.objects.track(&self.uid, &refs);
+            let pending = subscriptions.wait_listed(OBJECT_WAIT).await;
+            if !pending.is_empty() {
+                warn!(objects = ?pending, "referenced objects not read from the API yet");
+            }
+            self.subscriptions = Some(subscriptions);
+            self.refs = refs;
+        }
+        match &mut self.subscriptions {
+            Some(subscriptions) => {
+                subscriptions.mark_seen();
+                subscriptions.view()
+            }
+            None => ObjectsView::new(),
+        }
+    }
+
+    fn release_objects(&mut self) {
+        self.subscriptions = None;
+        self.refs.clear();
+        self.env.objects.release(&self.uid);
+    }
+
+    fn downward(&self, pod_ip: Option<String>) -> Downward {
+        Downward {
+            pod_ip: pod_ip.unwrap_or_default(),
+            host_ip: self.env.host_ip.clone(),
+            node_name: self.env.node.clone(),
+            allocatable_cpu_millis: self.env.allocatable_cpu_millis,
+            allocatable_memory_bytes: self.env.allocatable_memory_bytes,
+        }
+    }
+
+    /// Plans and sets up every volume; on success remembers where each one is.
+    fn setup_volumes(&mut self, pod: &Pod, objects: &ObjectsView, downward: &Downward) -> Result<(), VolumeError> {
+        let plans = plan_volumes(pod, objects, downward, &self.env.host_paths)?;
+        self.host_volumes = self.volumes.setup(&plans)?;
+        Ok(())
     }
 
     async fn observe(&mut self) -> Result<Observed, RuntimeError> {
@@ -211,6 +304,7 @@ impl PodWorker {
         id: &PodIdentity,
         observed: &Observed,
         actions: &[Action],
+        objects: &ObjectsView,
     ) -> Result<(), WorkerError> {
         let spec_err = |source| WorkerError::Spec { pod: id.key(), source };
         let runtime = self.env.runtime.clone();
@@ -241,12 +335,9 @@ impl PodWorker {
                     if let Some(finished) = restart_of {
                         self.backoff.next(name, *finished);
                     }
-                    let downward = Downward {
-                        pod_ip: sandbox.ip.clone().unwrap_or_default(),
-                        host_ip: self.env.host_ip.clone(),
-                        node_name: self.env.node.clone(),
-                    };
-                    self.start_container(pod, id, container, *attempt, &sandbox.id, &config, &downward).await?;
+                    let downward = self.downward(sandbox.ip.clone());
+                    let inputs = EnvInputs { objects, downward: &downward };
+                    self.start_container(pod, id, container, *attempt, &sandbox.id, &config, inputs).await?;
                 }
             }
         }
@@ -262,9 +353,14 @@ impl PodWorker {
         attempt: u32,
         sandbox_id: &str,
         sandbox: &PodSandboxConfig,
-        downward: &Downward,
+        inputs: EnvInputs<'_>,
     ) -> Result<(), WorkerError> {
-        let config = match container_config(pod, c, attempt, &self.env.node, downward) {
+        let image = c.image.clone().unwrap_or_default();
+        if let Err(message) = check_image_ref(&image) {
+            self.errors.insert(c.name.clone(), Waiting { reason: "InvalidImageName".into(), message });
+            return Ok(());
+        }
+        let config = match container_config(pod, c, attempt, &self.env.node, inputs, &self.host_volumes) {
             Ok(config) => config,
             Err(e) => {
                 let waiting = Waiting { reason: "CreateContainerConfigError".into(), message: e.to_string() };
@@ -272,7 +368,19 @@ impl PodWorker {
                 return Ok(());
             }
         };
-        let image = c.image.clone().unwrap_or_default();
+        // A subPath inside the pod's own volumes is created when missing, as upstream does.
+        let pod_dir = crate::volume::pod_dir(&self.env.root, &self.uid);
+        for m in &config.mounts {
+            let path = std::path::Path::new(&m.host_path);
+            if path.starts_with(&pod_dir) && !path.exists() {
+                if let Err(e) = std::fs::create_dir_all(path) {
+                    let message = format!("creating subPath {}: {e}", path.display());
+                    self.errors
+                        .insert(c.name.clone(), Waiting { reason: "CreateContainerConfigError".into(), message });
+                    return Ok(());
+                }
+            }
+        }
         if let Err(waiting) = self.ensure_image(c, &image, sandbox).await {
             self.errors.insert(c.name.clone(), waiting);
             return Ok(());
@@ -349,6 +457,19 @@ impl PodWorker {
         debug!(pod = %id.key(), phase = ?status.phase, "status sent");
         self.last_status = Some(status);
         Ok(())
+    }
+}
+
+/// Every container of the pod, init containers first.
+fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(&s.containers))
+}
+
+/// Resolves when an object the pod reads changes; never when it reads none.
+async fn objects_changed(subscriptions: &mut Option<Subscriptions>) {
+    match subscriptions {
+        Some(s) => s.changed().await,
+        None => std::future::pending().await,
     }
 }
 
