@@ -58,6 +58,10 @@ pub struct Config {
     /// default, allows any path, as the kubelet does (admission is then the only guard).
     #[arg(long, value_delimiter = ',')]
     pub allowed_host_paths: Vec<PathBuf>,
+    /// Instead of running: stop and remove every sandbox and container this node created, with their
+    /// cgroups, volumes and logs, then exit (the API is not touched). For taking a node apart.
+    #[arg(long)]
+    pub cleanup: bool,
     /// How often each pod worker re-reads the runtime when nothing else wakes it.
     #[arg(long, default_value = "1", value_parser = parse_seconds)]
     pub pod_resync_seconds: Duration,

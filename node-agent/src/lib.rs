@@ -43,6 +43,8 @@ pub enum AgentError {
     Client(#[from] kube::Error),
     #[error("creating {path}: {source}")]
     RootDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Runtime(#[from] runtime::RuntimeError),
 }
 
 /// Builds an API client from a kubeconfig file.
@@ -53,6 +55,35 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
         .await
         .map_err(kubeconfig_err)?;
     Ok(kube::Client::try_from(config)?)
+}
+
+/// Grace period given to containers stopped by [`cleanup`].
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+/// Stops and removes everything this node created on the runtime and under its root directory;
+/// returns how many pods were removed. The API is not touched.
+pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
+    config.validate()?;
+    let runtime = runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await?;
+    let sandboxes = runtime.sandboxes(runtime::node_selector(&config.node_name)).await?;
+    let mut uids: std::collections::BTreeSet<String> =
+        sandboxes.iter().filter_map(|s| s.labels.get(runtime::POD_UID_LABEL).cloned()).collect();
+    uids.extend(volume::pod_dir_uids(&config.root_dir));
+    for uid in &uids {
+        info!(pod_uid = %uid, "removing pod");
+        pod::teardown::teardown(&runtime, &config.node_name, &config.root_dir, uid, CLEANUP_GRACE).await?;
+    }
+    // Whatever else is left under the pods directory (logs of pods that never got a sandbox).
+    let pods_dir = config.root_dir.join("pods");
+    for (mount, e) in volume::host::unmount_under(&pods_dir) {
+        warn!(mount = %mount.display(), error = %e, "unmounting");
+    }
+    match std::fs::remove_dir_all(&pods_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(AgentError::RootDir { path: pods_dir.display().to_string(), source }),
+    }
+    Ok(uids.len())
 }
 
 /// Runs the agent until `shutdown` becomes true. Running pods are left alone on shutdown: a restarted

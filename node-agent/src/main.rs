@@ -11,6 +11,15 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = gantry_node_agent::Config::parse();
+    if config.cleanup {
+        let removed = gantry_node_agent::cleanup(&config).await?;
+        println!(
+            "removed {removed} pod(s) of node {} from the runtime and {}",
+            config.node_name,
+            config.root_dir.display()
+        );
+        return Ok(());
+    }
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut term = signal(SignalKind::terminate())?;
     tokio::spawn(async move {

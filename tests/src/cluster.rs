@@ -9,7 +9,6 @@
 //! cluster SIGKILLs every replica still running.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -535,19 +534,7 @@ fn open_log(path: &Path) -> Result<File, ClusterError> {
         .map_err(|source| ClusterError::Io { context: format!("cannot open log file {}", path.display()), source })
 }
 
-/// The last `lines` lines of a file, reading at most its last 64 KiB.
-pub fn tail_of_file(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return format!("(no log at {})", path.display());
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
+pub use gantry_local_runtime::tail_of_file;
 
 /// An error and its sources, joined with ": ".
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -8,14 +8,15 @@
 
 pub mod client;
 pub mod cluster;
-pub mod containerd;
 pub mod history;
-pub mod images;
 pub mod kube;
 pub mod launcher;
 pub mod linearizability;
 pub mod lock;
 pub mod node_env;
+
+/// The private containerd and local images, from `gantry-local-runtime`.
+pub use gantry_local_runtime::{containerd, images};
 
 pub use client::{bounded, collect_events, connect, ClientError, WatchedEvent};
 pub use cluster::{error_chain, ClusterConfig, ClusterError, ProcessCluster};

@@ -16,6 +16,8 @@ use nix::fcntl::{Flock, FlockArg};
 
 /// File name of the cluster lock inside the temp directory.
 pub const CLUSTER_LOCK_FILE: &str = "gantry-tests-cluster.lock";
+/// File name of the node-runtime lock (held by every test's private containerd and its network).
+pub const RUNTIME_LOCK_FILE: &str = "gantry-tests-runtime.lock";
 
 /// Errors taking the lock.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,28 @@ impl ProcessLock {
         std::env::temp_dir().join(CLUSTER_LOCK_FILE)
     }
 
+    /// The node-runtime lock path. Tests take it before the cluster lock, never after.
+    pub fn runtime_lock_path() -> PathBuf {
+        std::env::temp_dir().join(RUNTIME_LOCK_FILE)
+    }
+
+    /// Takes the lock at `path` from synchronous code, polling until `timeout` elapses.
+    pub fn acquire_blocking(path: &Path, timeout: Duration) -> Result<Self, LockError> {
+        let start = Instant::now();
+        let mut file = Self::open(path)?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(Self { _lock: lock }),
+                Err((f, Errno::EWOULDBLOCK)) | Err((f, Errno::EINTR)) => file = f,
+                Err((_, source)) => return Err(LockError::Flock { path: path.to_path_buf(), source }),
+            }
+            if start.elapsed() >= timeout {
+                return Err(LockError::Timeout { path: path.to_path_buf(), waited: start.elapsed() });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Takes the lock at `path`, polling until `timeout` elapses.
     pub async fn acquire(path: &Path, timeout: Duration) -> Result<Self, LockError> {
         let start = Instant::now();
@@ -99,6 +123,10 @@ mod tests {
         let err = ProcessLock::acquire(&path, Duration::from_millis(300)).await.expect_err("second lock must wait");
         assert!(matches!(err, LockError::Timeout { .. }), "{err}");
         drop(first);
-        ProcessLock::acquire(&path, Duration::from_secs(1)).await.expect("lock after release");
+        let again = ProcessLock::acquire(&path, Duration::from_secs(1)).await.expect("lock after release");
+        let err = ProcessLock::acquire_blocking(&path, Duration::from_millis(300)).expect_err("blocking waits too");
+        assert!(matches!(err, LockError::Timeout { .. }), "{err}");
+        drop(again);
+        ProcessLock::acquire_blocking(&path, Duration::from_secs(1)).expect("blocking lock after release");
     }
 }

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use gantry_cri_proto::runtime::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
 use serde_json::Value;
 
-use crate::containerd::{ContainerdError, PrivateContainerd};
-use crate::images::ImageError;
+pub use gantry_local_runtime::CniNetwork;
+use gantry_local_runtime::{ContainerdError, ImageError, PrivateContainerd};
+
 use crate::kube::Kubectl;
 
 /// Name of the agent binary, found beside the test executable or in `$GANTRY_BIN_DIR`.
@@ -32,67 +33,47 @@ pub enum NodeEnvError {
     Image(#[from] ImageError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    #[error(transparent)]
+    Lock(#[from] crate::LockError),
 }
 
-/// A CNI bridge network of one test file: a bridge name (at most 15 characters) and a private /16.
-#[derive(Debug, Clone)]
-pub struct CniNetwork {
-    pub bridge: String,
-    pub subnet: String,
-}
-
-impl CniNetwork {
-    pub fn new(bridge: &str, subnet: &str) -> Self {
-        assert!(bridge.len() <= 15, "bridge name {bridge:?} is longer than 15 characters");
-        Self { bridge: bridge.to_string(), subnet: subnet.to_string() }
-    }
-
-    /// The conflist RUNTIME-NOTES found to work: bridge (gateway, masquerade, hairpin, host-local IPAM
-    /// with its own data dir and a default route), portmap (hostPorts) and loopback.
-    fn conflist(&self, ipam_dir: &Path) -> Value {
-        serde_json::json!({
-            "cniVersion": "0.4.0",
-            "name": format!("gantry-{}", self.bridge),
-            "plugins": [
-                {
-                    "type": "bridge", "bridge": self.bridge, "isGateway": true, "ipMasq": true, "hairpinMode": true,
-                    "ipam": {
-                        "type": "host-local",
-                        "dataDir": ipam_dir.display().to_string(),
-                        "ranges": [[{"subnet": self.subnet}]],
-                        "routes": [{"dst": "0.0.0.0/0"}]
-                    }
-                },
-                {"type": "portmap", "capabilities": {"portMappings": true}},
-                {"type": "loopback"}
-            ]
-        })
-    }
-}
+/// How long a test waits for another test's node runtime to finish.
+const RUNTIME_LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// A private containerd with a CNI network and the test images (`localhost/pause:latest`,
-/// `localhost/busybox:1`) imported. Killed, with its shims, when dropped.
+/// `localhost/busybox:1`) imported. When dropped, containerd, its shims and containers are killed and
+/// the network (bridge and veths) is deleted, so no address outlives the test.
+///
+/// It holds the node-runtime lock for its lifetime: tests that run containers never overlap, even
+/// across worktrees. Start it before the cluster (whose lock comes second).
 pub struct NodeRuntime {
     dir: PathBuf,
     network: CniNetwork,
     containerd: Option<PrivateContainerd>,
     /// Daemons stopped by [`Self::stop_daemon`]: their process groups are killed only on drop.
     stopped: Vec<PrivateContainerd>,
+    _lock: crate::ProcessLock,
 }
 
 impl NodeRuntime {
     /// Starts containerd under `dir/containerd`, writes the network's conflist and imports the images.
     pub fn start(dir: &Path, network: CniNetwork) -> Result<Self, NodeEnvError> {
+        let lock = crate::ProcessLock::acquire_blocking(&crate::ProcessLock::runtime_lock_path(), RUNTIME_LOCK_WAIT)?;
+        // A bridge left by a crashed run would carry stale addresses of the same subnet.
+        network
+            .remove()
+            .map_err(|source| NodeEnvError::Io { context: format!("removing {}", network.bridge), source })?;
         let cdir = dir.join("containerd");
         let containerd = PrivateContainerd::start(&cdir)?;
-        let conf = cdir.join("cni-conf").join(format!("10-{}.conflist", network.bridge));
-        std::fs::write(&conf, network.conflist(&cdir.join("cni-ipam")).to_string())
-            .map_err(|source| NodeEnvError::Io { context: format!("writing {}", conf.display()), source })?;
+        network.write_conflist(&cdir).map_err(|source| NodeEnvError::Io {
+            context: format!("writing the conflist of {}", network.bridge),
+            source,
+        })?;
         let images = dir.join("images");
         std::fs::create_dir_all(&images)
             .map_err(|source| NodeEnvError::Io { context: format!("creating {}", images.display()), source })?;
-        crate::images::import_test_images(&containerd.endpoint(), &images)?;
-        Ok(Self { dir: cdir, network, containerd: Some(containerd), stopped: Vec::new() })
+        gantry_local_runtime::images::import_test_images(&containerd.endpoint(), &images)?;
+        Ok(Self { dir: cdir, network, containerd: Some(containerd), stopped: Vec::new(), _lock: lock })
     }
 
     /// The CRI endpoint (`unix:///...`).
@@ -123,7 +104,17 @@ impl NodeRuntime {
 
     /// The last lines of containerd's log.
     pub fn log_tail(&self) -> String {
-        crate::cluster::tail_of_file(&self.dir.join("containerd.log"), 30)
+        gantry_local_runtime::tail_of_file(&self.dir.join("containerd.log"), 30)
+    }
+}
+
+impl Drop for NodeRuntime {
+    fn drop(&mut self) {
+        self.containerd = None;
+        self.stopped.clear();
+        if let Err(e) = self.network.remove() {
+            eprintln!("removing the test network {}: {e}", self.network.bridge);
+        }
     }
 }
 

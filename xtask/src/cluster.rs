@@ -6,6 +6,7 @@
 //! - `layout.json`: node ids and addresses only. It survives `down` (but not `down --purge`), so the next
 //!   `up` restarts the replicas on the addresses that their Raft membership (in the data dirs) records.
 //! - `node-N/data` (the replica's data dir) and `node-N/replica.log` (its stdout and stderr).
+//! - `containerd/`, `images/` and `agent/`: the node (see [`crate::node`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,9 @@ pub struct Cluster {
     /// The replica binary that was started.
     pub binary: PathBuf,
     pub nodes: Vec<Node>,
+    /// The node (containerd and its agent), when one was started.
+    #[serde(default)]
+    pub node: Option<crate::node::NodeProcs>,
 }
 
 impl Cluster {
@@ -197,13 +201,17 @@ pub fn print_usage(cluster: &Cluster, paths: &Paths, leader: Option<u64>) {
         format!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} get foo"),
         format!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table"),
         String::new(),
-        // Kubernetes API: a later issue adds the API server to the control plane; `up` will then
-        // write a kubeconfig (e.g. `.gantry/kubeconfig`) and print `export KUBECONFIG=...` and
-        // `kubectl get nodes` here.
-        "The scheduler and controllers run on the leading replica. No node agent joins yet: for pods that \
-         reach Running without containers, start simulated nodes:\n  \
-         cargo run -p gantry-sim-nodes -- --kubeconfig .gantry/pki/admin.kubeconfig --nodes 3"
-            .to_owned(),
+        "The scheduler and controllers run on the leading replica.".to_owned(),
+    ]);
+    match &cluster.node {
+        Some(node) => lines.extend(crate::node::usage(paths, node)),
+        None => lines.push(
+            "No node runs pods (see above why); for pods that reach Running without containers, start \
+             simulated nodes:\n  cargo run -p gantry-sim-nodes -- --kubeconfig .gantry/pki/admin.kubeconfig --nodes 3"
+                .to_owned(),
+        ),
+    }
+    lines.extend([
         String::new(),
         format!("Logs: {gantry_dir}/node-N/replica.log    Data: {gantry_dir}/node-N/data"),
         "Stop: cargo xtask down    (cargo xtask down --purge also deletes .gantry/ and all data)".to_owned(),

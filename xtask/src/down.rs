@@ -1,6 +1,7 @@
 //! `cargo xtask down`: stop the local cluster started by `cargo xtask up`.
 //!
-//! Reads `.gantry/cluster.json`, sends SIGTERM to every replica that is still running (a pid is only
+//! Reads `.gantry/cluster.json`, stops the node first (agent, its pods, containerd, network and
+//! mounts; see [`crate::node::stop`]), then sends SIGTERM to every replica that is still running (a pid is only
 //! signalled while its command line still names the replica's data dir, so a recycled pid is left
 //! alone), waits up to 10 s, sends SIGKILL to stragglers and removes `cluster.json`. The data dirs and
 //! `layout.json` stay, so the next `up` resumes the same cluster; `--purge` deletes all of `.gantry/`.
@@ -31,6 +32,9 @@ pub fn run(args: Args) -> Result<()> {
     match cluster::read_json::<Cluster>(&paths.cluster_file())? {
         None => step(format!("no local cluster is recorded ({} does not exist)", paths.show(&paths.cluster_file()))),
         Some(c) => {
+            if let Some(node) = &c.node {
+                crate::node::stop(&paths, node);
+            }
             let running: Vec<_> = c.nodes.iter().filter(|n| n.is_running()).collect();
             for n in &c.nodes {
                 if !running.iter().any(|r| r.id == n.id) {

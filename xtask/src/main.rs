@@ -3,7 +3,8 @@
 //! Run through the cargo alias in `.cargo/config.toml` (`cargo xtask <command>`):
 //!
 //! - `test`: install missing prerequisites, build the binaries, run the whole test suite ([`test`]);
-//! - `up`: start a local 3-replica cluster in the background and print how to use it ([`up`]);
+//! - `up`: start a local cluster (3 control-plane replicas, containerd and a node agent) in the
+//!   background and print how to use it ([`up`], [`node`]);
 //! - `down`: stop that cluster, optionally deleting its data ([`down`]);
 //! - `gen-proto-schema`: regenerate the Kubernetes protobuf schema table ([`proto_schema`]).
 //!
@@ -12,6 +13,7 @@
 
 mod cluster;
 mod down;
+mod node;
 mod proto_schema;
 mod test;
 mod up;
@@ -33,7 +35,7 @@ struct Cli {
 enum Command {
     /// Install missing prerequisites, build the workspace binaries and run the whole test suite.
     Test(test::Args),
-    /// Start a local cluster (3 store replicas) in the background and print how to use it.
+    /// Start a local cluster (3 control-plane replicas and a node on containerd) in the background and print how to use it.
     Up(up::Args),
     /// Stop the local cluster started by `cargo xtask up`.
     Down(down::Args),

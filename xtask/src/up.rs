@@ -7,9 +7,12 @@
 //! installed — every replica reports the same leader through `Maintenance.Status`. A replica that exits
 //! during start-up fails the command with the tail of its log.
 //!
-//! Running it again while the cluster is up only prints the usage; replicas that died are restarted with
-//! the same addresses and data. Today the cluster is the replicated store alone; when the Kubernetes API
-//! and the node agent exist, this is where they are started and where the kubeconfig is printed.
+//! Then, unless `--no-node` is given or this machine cannot run containers, it starts the node
+//! ([`crate::node`]): a private containerd with the local images and one `gantry-node-agent`, and waits
+//! until the Node is Ready.
+//!
+//! Running it again while the cluster is up only prints the usage; replicas, containerd or the agent
+//! that died are restarted with the same addresses and data.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 
 use crate::cluster::{self, Cluster, Layout, Node, NodeAddrs, Paths, REPLICAS};
+use crate::node;
 use crate::util::{self, step, warn, Workspace};
 
 /// Name of the replica binary.
@@ -35,22 +39,37 @@ pub struct Args {
     /// Build and run the release binary instead of the debug one.
     #[arg(long)]
     release: bool,
-    /// Seconds to wait for the replicas to accept connections and agree on a leader.
+    /// Seconds to wait for the replicas to accept connections and agree on a leader, and for the node
+    /// to be Ready.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     timeout: u64,
+    /// Start the control plane only: no containerd and no node agent.
+    #[arg(long)]
+    no_node: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let ws = Workspace::locate()?;
     let paths = Paths::new(&ws.root);
 
+    let with_node = !args.no_node && {
+        let missing = node::missing_prerequisites();
+        if !missing.is_empty() {
+            warn(format!("not starting a node (containerd and the agent); missing: {}", missing.join(", ")));
+        }
+        missing.is_empty()
+    };
     let existing: Option<Cluster> = cluster::read_json(&paths.cluster_file())?;
     if let Some(c) = &existing {
         let running = c.nodes.iter().filter(|n| n.is_running()).count();
         if running == c.nodes.len() && c.nodes.len() as u64 == REPLICAS {
-            step("the local cluster is already up");
-            let leader = leader_status(c).ok().and_then(|s| s.leader_node);
-            cluster::print_usage(c, &paths, leader);
+            step("the control plane is already up");
+            let mut c = c.clone();
+            if with_node {
+                start_node(&ws, &paths, &mut c, &args)?;
+            }
+            let leader = leader_status(&c).ok().and_then(|s| s.leader_node);
+            cluster::print_usage(&c, &paths, leader);
             return Ok(());
         }
         if running > 0 {
@@ -80,7 +99,8 @@ pub fn run(args: Args) -> Result<()> {
     fs::create_dir_all(&paths.dir).with_context(|| format!("cannot create {}", paths.dir.display()))?;
     cluster::write_json(&paths.layout_file(), &layout)?;
 
-    let mut cluster = Cluster { binary: binary.clone(), nodes: Vec::new() };
+    let mut cluster =
+        Cluster { binary: binary.clone(), nodes: Vec::new(), node: existing.as_ref().and_then(|c| c.node.clone()) };
     let initial_cluster =
         layout.nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",");
     let mut children: Vec<(u64, Child)> = Vec::new();
@@ -105,6 +125,9 @@ pub fn run(args: Args) -> Result<()> {
     step(format!("waiting (up to {} s) for the replicas to elect a leader", args.timeout));
     match wait_ready(&cluster, &paths, &mut children, Duration::from_secs(args.timeout)) {
         Ok(leader) => {
+            if with_node {
+                start_node(&ws, &paths, &mut cluster, &args)?;
+            }
             cluster::print_usage(&cluster, &paths, leader);
             Ok(())
         }
@@ -116,6 +139,23 @@ pub fn run(args: Args) -> Result<()> {
             Err(err)
         }
     }
+}
+
+/// Builds the agent, starts what is not running of the node, records it and waits until it is Ready.
+fn start_node(ws: &Workspace, paths: &Paths, cluster: &mut Cluster, args: &Args) -> Result<()> {
+    step(format!("building {}", node::AGENT_BIN));
+    let mut cmd = util::cargo();
+    cmd.current_dir(&ws.root).args(["build", "--bin", node::AGENT_BIN]);
+    if args.release {
+        cmd.arg("--release");
+    }
+    util::run_ok(&mut cmd)?;
+    let agent = ws.binary(if args.release { "release" } else { "debug" }, node::AGENT_BIN);
+    ensure!(agent.is_file(), "cargo built {} but {} does not exist", node::AGENT_BIN, agent.display());
+    let procs = node::start(paths, &agent, cluster.node.as_ref())?;
+    cluster.node = Some(procs);
+    cluster::write_json(&paths.cluster_file(), cluster)?;
+    node::wait_ready(paths, Duration::from_secs(args.timeout))
 }
 
 /// The replica binary: `$GANTRY_BIN`, or `gantry-control-plane` freshly built by cargo.
@@ -393,6 +433,7 @@ mod tests {
 
     fn cluster() -> Cluster {
         Cluster {
+            node: None,
             binary: PathBuf::from("/bin/true"),
             nodes: (1..=3)
                 .map(|id| Node {

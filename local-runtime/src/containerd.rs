@@ -1,7 +1,7 @@
-//! A private containerd for node-agent tests, configured as `RUNTIME-NOTES.md` measured: its own
-//! root, state, socket and runc state directory, `restrict_oom_score_adj` (root lacks
-//! CAP_SYS_RESOURCE here), cgroupfs, and its own CNI configuration directory. It never touches a
-//! system instance, and it is killed (its whole process group) when dropped.
+//! A private containerd, configured as `RUNTIME-NOTES.md` measured: its own root, state, socket and
+//! runc state directory, `restrict_oom_score_adj` (root lacks CAP_SYS_RESOURCE here), cgroupfs, and
+//! its own CNI configuration directory. It never touches a system instance, and it is killed (its
+//! whole process group) when dropped, unless [`PrivateContainerd::detach`]ed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -64,7 +64,7 @@ impl PrivateContainerd {
 
     /// The last lines of containerd's log.
     pub fn log_tail(&self) -> String {
-        crate::cluster::tail_of_file(&self.dir.join("containerd.log"), 30)
+        crate::tail_of_file(&self.dir.join("containerd.log"), 30)
     }
 
     fn wait_for_socket(&self, timeout: Duration) -> Result<(), ContainerdError> {
@@ -84,6 +84,19 @@ impl PrivateContainerd {
 }
 
 impl PrivateContainerd {
+    /// Leaves containerd running after this value is gone (for `cargo xtask up`); returns its pid,
+    /// which is also its process group.
+    pub fn detach(self) -> u32 {
+        let pid = self.child.id();
+        std::mem::forget(self);
+        pid
+    }
+
+    /// The socket, state and config directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// SIGKILLs the containerd process alone, leaving its shims and their containers running (a
     /// crashed daemon); a new [`PrivateContainerd::start`] on the same directory picks them up.
     pub fn kill_daemon_only(&mut self) {
@@ -94,10 +107,53 @@ impl PrivateContainerd {
 
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
-        // setsid made containerd a session (and group) leader: its shims go with it.
+        // Shims re-parent themselves out of containerd's process group, so they (and the containers
+        // they run) are found by the socket they were started with and killed first.
+        kill_shims_of(&self.socket());
+        // setsid made containerd a session (and group) leader.
         let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+/// SIGKILLs the shims started for the containerd at `socket`, and their children (each container's
+/// first process, whose death ends its PID namespace).
+pub fn kill_shims_of(socket: &Path) {
+    let socket = socket.display().to_string();
+    let procs = processes();
+    let shims: Vec<i32> = procs
+        .iter()
+        .filter(|p| p.cmdline.contains("containerd-shim") && p.cmdline.contains(&socket))
+        .map(|p| p.pid)
+        .collect();
+    let children = procs.iter().filter(|p| shims.contains(&p.ppid)).map(|p| p.pid);
+    for pid in children.chain(shims.iter().copied()) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+struct Process {
+    pid: i32,
+    ppid: i32,
+    cmdline: String,
+}
+
+/// Every process's pid, parent and command line, from /proc.
+fn processes() -> Vec<Process> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            Some(Process { pid, ppid, cmdline })
+        })
+        .collect()
 }
 
 fn config_toml(dir: &Path) -> String {
