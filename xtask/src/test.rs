@@ -2,10 +2,10 @@
 //!
 //! 1. Prerequisites (Debian packages, checked with `dpkg-query`, so a rerun is a no-op):
 //!    - needed now: `protobuf-compiler`, `clang`, `libclang-dev` (to build the gRPC bindings and
-//!      RocksDB) and `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
-//!      etcdctl talks to our etcd-compatible API);
-//!    - needed by later work (the node agent and its tests), cheap to install now: `containerd`, `runc`,
-//!      `containernetworking-plugins`, `umoci`, `busybox-static`.
+//!      RocksDB), `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
+//!      etcdctl talks to our etcd-compatible API), `curl`, and for the node agent's tests on a real
+//!      runtime `containerd`, `runc`, `containernetworking-plugins`, `umoci`, `busybox-static`, `iproute2`;
+//!    - needed by later work (the service proxy), cheap to install now: `nftables`.
 //!
 //!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
 //!    Otherwise the command prints what to install and fails when a package needed now is missing
@@ -34,10 +34,14 @@ const REQUIRED: &[&str] = &[
     "curl",
     "containerd",
     "runc",
+    "containernetworking-plugins",
+    "umoci",
+    "busybox-static",
+    "iproute2",
 ];
 
-/// Debian packages that later work needs (real container runtime tests); installed when possible.
-const LATER: &[&str] = &["containernetworking-plugins", "umoci", "busybox-static"];
+/// Debian packages that later work needs (the service proxy); installed when possible.
+const LATER: &[&str] = &["nftables"];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
 const REQUIRED_COMMANDS: &[(&str, &str)] = &[
