@@ -18,6 +18,8 @@ pub enum ConfigError {
     RootDir(PathBuf),
     #[error("--allowed-host-paths entry {0:?} must be an absolute path without '..'")]
     AllowedHostPath(PathBuf),
+    #[error("--eviction-hard: {0}")]
+    EvictionHard(String),
 }
 
 /// `gantry-node-agent` flags.
@@ -58,6 +60,11 @@ pub struct Config {
     /// default, allows any path, as the kubelet does (admission is then the only guard).
     #[arg(long, value_delimiter = ',')]
     pub allowed_host_paths: Vec<PathBuf>,
+    /// Resource pressure thresholds (`SIGNAL<VALUE`, comma-separated; signals `memory.available`,
+    /// `nodefs.available` (the root dir's filesystem) and `pid.available`; values as quantities or
+    /// percentages). Crossing one sets the Node's MemoryPressure, DiskPressure or PIDPressure condition.
+    #[arg(long, default_value = crate::node::pressure::DEFAULT_EVICTION_HARD)]
+    pub eviction_hard: String,
     /// Instead of running: stop and remove every sandbox and container this node created, with their
     /// cgroups, volumes and logs, then exit (the API is not touched). For taking a node apart.
     #[arg(long)]
@@ -88,6 +95,7 @@ impl Config {
         if !self.root_dir.is_absolute() {
             return Err(ConfigError::RootDir(self.root_dir.clone()));
         }
+        crate::node::pressure::Thresholds::parse(&self.eviction_hard).map_err(ConfigError::EvictionHard)?;
         for p in &self.allowed_host_paths {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                 return Err(ConfigError::AllowedHostPath(p.clone()));
@@ -172,6 +180,7 @@ mod tests {
             (|c| c.runtime_endpoint = "tcp://x:1".into(), "--runtime-endpoint"),
             (|c| c.root_dir = "relative".into(), "--root-dir"),
             (|c| c.allowed_host_paths = vec!["/srv/../etc".into()], "--allowed-host-paths"),
+            (|c| c.eviction_hard = "memory.available<lots".into(), "--eviction-hard"),
         ];
         for (edit, flag) in cases {
             let mut config = parse(&[]).expect("parse");

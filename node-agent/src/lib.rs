@@ -109,9 +109,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         max_pods: config.max_pods,
         runtime_version: String::new(),
         runtime_not_ready: Some("runtime not contacted yet".into()),
+        pressure: Default::default(),
     };
-    let heartbeat =
-        node::Heartbeat::new(client.clone(), facts, config.runtime_endpoint.clone(), config.lease_renew_seconds);
+    let thresholds =
+        node::pressure::Thresholds::parse(&config.eviction_hard).map_err(config::ConfigError::EvictionHard)?;
+    let heartbeat = node::Heartbeat::new(
+        client.clone(),
+        facts,
+        config.runtime_endpoint.clone(),
+        config.lease_renew_seconds,
+        node::heartbeat::PressureSource { fs_path: config.root_dir.clone(), thresholds },
+    );
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
     let runtime = loop {
         match runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await {

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::node::pressure::Readings;
+
 /// What the node reports about its machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MachineInfo {
@@ -31,10 +33,42 @@ impl MachineInfo {
     }
 }
 
+/// What the pressure signals need, read now: memory from `/proc/meminfo`, the filesystem holding
+/// `fs_path`, and the pid limit and the number of tasks (`/proc/loadavg`). Unreadable values are 0,
+/// which [`crate::node::pressure::pressure`] treats as unknown.
+pub fn pressure_readings(fs_path: &Path) -> Readings {
+    let read = |p: &str| std::fs::read_to_string(Path::new(p)).unwrap_or_default();
+    let meminfo = read("/proc/meminfo");
+    let (fs_total_bytes, fs_available_bytes) = nix::sys::statvfs::statvfs(fs_path)
+        .map(|s| {
+            let frag = s.fragment_size();
+            (s.blocks() * frag, s.blocks_available() * frag)
+        })
+        .unwrap_or((0, 0));
+    Readings {
+        memory_total_bytes: mem_total_bytes(&meminfo).unwrap_or(0),
+        memory_available_bytes: meminfo_bytes(&meminfo, "MemAvailable:").unwrap_or(0),
+        fs_total_bytes,
+        fs_available_bytes,
+        pid_max: read("/proc/sys/kernel/pid_max").trim().parse().unwrap_or(0),
+        pids_in_use: tasks_in_use(&read("/proc/loadavg")).unwrap_or(0),
+    }
+}
+
+/// The total number of tasks in `/proc/loadavg` (`0.00 0.01 0.05 1/123 456` → 123).
+pub fn tasks_in_use(loadavg: &str) -> Option<u64> {
+    loadavg.split_whitespace().nth(3)?.split_once('/')?.1.parse().ok()
+}
+
 /// `MemTotal` of `/proc/meminfo`, in bytes.
 pub fn mem_total_bytes(meminfo: &str) -> Option<u64> {
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut parts = line["MemTotal:".len()..].split_whitespace();
+    meminfo_bytes(meminfo, "MemTotal:")
+}
+
+/// A `/proc/meminfo` field (`MemAvailable:`), in bytes.
+pub fn meminfo_bytes(meminfo: &str, field: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with(field))?;
+    let mut parts = line[field.len()..].split_whitespace();
     let value: u64 = parts.next()?.parse().ok()?;
     match parts.next() {
         Some("kB") | None => value.checked_mul(1024),
@@ -73,6 +107,17 @@ mod tests {
         assert_eq!(mem_total_bytes(meminfo), Some(4026532 * 1024));
         assert_eq!(mem_total_bytes("MemFree: 1 kB\n"), None);
         assert_eq!(mem_total_bytes("MemTotal: x kB\n"), None);
+    }
+
+    #[test]
+    fn pressure_inputs_are_parsed() {
+        assert_eq!(meminfo_bytes("MemTotal: 10 kB\nMemAvailable:   4 kB\n", "MemAvailable:"), Some(4096));
+        assert_eq!(tasks_in_use("0.52 0.58 0.59 3/812 12345\n"), Some(812));
+        assert_eq!(tasks_in_use("garbage"), None);
+        let now = pressure_readings(Path::new("/"));
+        assert!(now.memory_available_bytes > 0 && now.memory_available_bytes <= now.memory_total_bytes);
+        assert!(now.fs_total_bytes > 0 && now.fs_available_bytes <= now.fs_total_bytes);
+        assert!(now.pid_max > 0 && now.pids_in_use > 0);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! 3-replica control plane that runs the scheduler and controllers: a Deployment of 3 replicas is
 //! spread over both nodes and reaches Available; stopping containerd turns both nodes NotReady with
 //! the runtime's reason, starting it again makes them Ready, and the pods kept running through it.
+//! A third agent whose memory threshold can never be met reports MemoryPressure, is tainted by the
+//! node lifecycle controller and gets no pod.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use gantry_tests::node_env::{
 use serde_json::{json, Value};
 
 const NODES: [&str; 2] = ["pair-a", "pair-b"];
+/// An agent that always reports memory pressure.
+const PRESSED: &str = "pair-pressed";
 
 fn ready_condition(env: &KubeEnv, node: &str) -> Option<Value> {
     let node = env.get(&["node", node])?;
@@ -51,6 +55,10 @@ async fn two_agents_run_a_deployment_and_follow_the_runtime_health() {
             AgentProcess::start(config)
         })
         .collect();
+    let mut config = AgentConfig::new(&cluster.kubeconfig(), &endpoint, PRESSED, dir.path());
+    config.extra_args =
+        vec!["--lease-renew-seconds".into(), "2".into(), "--eviction-hard".into(), "memory.available<1000Ti".into()];
+    let pressed = AgentProcess::start(config);
     let logs = || agents.iter().map(AgentProcess::log_tail).collect::<Vec<_>>().join("\n---\n");
     for node in NODES {
         wait_for(
@@ -61,6 +69,24 @@ async fn two_agents_run_a_deployment_and_follow_the_runtime_health() {
         )
         .await;
     }
+
+    let node = wait_for(
+        Duration::from_secs(60),
+        "the pressed node tainted for memory pressure",
+        || {
+            let node = env.get(&["node", PRESSED])?;
+            let taints = node["spec"]["taints"].as_array()?;
+            taints
+                .iter()
+                .any(|t| t["key"] == "node.kubernetes.io/memory-pressure" && t["effect"] == "NoSchedule")
+                .then_some(node)
+        },
+        || pressed.log_tail(),
+    )
+    .await;
+    let conditions = node["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let memory = conditions.iter().find(|c| c["type"] == "MemoryPressure").expect("MemoryPressure condition");
+    assert_eq!((&memory["status"], &memory["reason"]), (&json!("True"), &json!("KubeletHasInsufficientMemory")));
 
     let deployment = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -96,6 +122,7 @@ async fn two_agents_run_a_deployment_and_follow_the_runtime_health() {
     for node in NODES {
         assert!(before.values().any(|(n, ..)| n == node), "no pod on {node}: {before:?}");
     }
+    assert!(before.values().all(|(n, ..)| n != PRESSED), "a pod landed on the pressed node: {before:?}");
     for (name, (_, id, ready)) in &before {
         assert!(*ready && id.starts_with("containerd://"), "{name} not running and ready: {before:?}");
     }
@@ -141,5 +168,6 @@ async fn two_agents_run_a_deployment_and_follow_the_runtime_health() {
     assert_eq!(after, before, "pods were replaced or restarted across the runtime restart");
     env.ok(&["delete", "deployment", "pair-web", "--wait=true"]);
     drop(agents);
+    drop(pressed);
     drop(runtime);
 }

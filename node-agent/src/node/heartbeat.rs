@@ -13,6 +13,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::pressure::{pressure, Thresholds};
 use super::status::{changed, node_object, node_status, NodeFacts};
 use crate::runtime::Runtime;
 
@@ -33,8 +34,16 @@ pub enum HeartbeatError {
     Status { node: String, source: kube::Error },
 }
 
+/// Where pressure is read: the filesystem the agent keeps pods on, and the thresholds.
+#[derive(Debug, Clone)]
+pub struct PressureSource {
+    pub fs_path: std::path::PathBuf,
+    pub thresholds: Thresholds,
+}
+
 /// Drives one node's registration, Lease and status until `shutdown` flips to true.
 pub struct Heartbeat {
+    pressure: PressureSource,
     client: Client,
     facts: NodeFacts,
     endpoint: String,
@@ -46,8 +55,24 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    pub fn new(client: Client, facts: NodeFacts, endpoint: String, renew_every: Duration) -> Self {
-        Self { client, facts, endpoint, runtime: None, renew_every, registered: false, node_uid: None, last_sent: None }
+    pub fn new(
+        client: Client,
+        facts: NodeFacts,
+        endpoint: String,
+        renew_every: Duration,
+        pressure: PressureSource,
+    ) -> Self {
+        Self {
+            client,
+            facts,
+            endpoint,
+            runtime: None,
+            renew_every,
+            registered: false,
+            node_uid: None,
+            last_sent: None,
+            pressure,
+        }
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -64,6 +89,8 @@ impl Heartbeat {
 
     async fn tick(&mut self) -> Result<(), HeartbeatError> {
         self.probe_runtime().await;
+        let readings = crate::machine::pressure_readings(&self.pressure.fs_path);
+        self.facts.pressure = pressure(&readings, &self.pressure.thresholds);
         if !self.registered {
             self.register().await?;
         }

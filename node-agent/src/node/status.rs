@@ -31,6 +31,8 @@ pub struct NodeFacts {
     pub runtime_version: String,
     /// `None` when the runtime is ready, else why not.
     pub runtime_not_ready: Option<String>,
+    /// Memory, disk and pid pressure, as last read.
+    pub pressure: super::pressure::Pressure,
 }
 
 /// The Node to create at registration.
@@ -74,9 +76,30 @@ pub fn node_status(facts: &NodeFacts, old: Option<&NodeStatus>, now: Timestamp) 
         Some(why) => condition("Ready", "False", "KubeletNotReady", &format!("container runtime not ready: {why}")),
     };
     let conditions = vec![
-        condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "node has sufficient memory available"),
-        condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "node has no disk pressure"),
-        condition("PIDPressure", "False", "KubeletHasSufficientPID", "node has sufficient PID available"),
+        match facts.pressure.memory {
+            false => condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "node has sufficient memory available",
+            ),
+            true => condition(
+                "MemoryPressure",
+                "True",
+                "KubeletHasInsufficientMemory",
+                "node has insufficient memory available",
+            ),
+        },
+        match facts.pressure.disk {
+            false => condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "node has no disk pressure"),
+            true => condition("DiskPressure", "True", "KubeletHasDiskPressure", "node has disk pressure"),
+        },
+        match facts.pressure.pid {
+            false => condition("PIDPressure", "False", "KubeletHasSufficientPID", "node has sufficient PID available"),
+            true => {
+                condition("PIDPressure", "True", "KubeletHasInsufficientPID", "node has insufficient PID available")
+            }
+        },
         ready,
     ];
     let old_conditions = old.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
@@ -174,6 +197,7 @@ mod tests {
             max_pods: 110,
             runtime_version: "containerd://1.6.20".into(),
             runtime_not_ready: None,
+            pressure: Default::default(),
         }
     }
 
@@ -206,6 +230,18 @@ mod tests {
         let addresses = status.addresses.expect("addresses");
         assert_eq!(addresses[0].type_, "InternalIP");
         assert_eq!(addresses[0].address, "10.0.0.5");
+    }
+
+    #[test]
+    fn pressure_shows_as_its_condition_with_the_kubelet_reason() {
+        let mut f = facts();
+        f.pressure = super::super::pressure::Pressure { memory: true, disk: false, pid: true };
+        let status = node_status(&f, None, Timestamp::UNIX_EPOCH);
+        let memory = get(&status, "MemoryPressure");
+        assert_eq!((memory.status.as_str(), memory.reason.as_deref()), ("True", Some("KubeletHasInsufficientMemory")));
+        assert_eq!(get(&status, "DiskPressure").status, "False");
+        assert_eq!(get(&status, "PIDPressure").reason.as_deref(), Some("KubeletHasInsufficientPID"));
+        assert!(is_ready(&status), "pressure alone does not make the node unready");
     }
 
     #[test]
