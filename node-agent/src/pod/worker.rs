@@ -22,6 +22,7 @@ use super::plan::{pull_key, Action, Plan, PullFailures, Waiting};
 use super::spec::{container_config, sandbox_config, Downward, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
+use crate::metrics::{all_running, start_latency, AgentMetrics};
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
 
 /// Grace period for pods that vanished from the API without a graceful deletion.
@@ -40,6 +41,7 @@ pub struct WorkerEnv {
     pub root: PathBuf,
     pub host_ip: String,
     pub resync: Duration,
+    pub metrics: Arc<AgentMetrics>,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -67,6 +69,8 @@ pub struct PodWorker {
     containers: HashMap<String, ContainerInfo>,
     sandbox_ips: HashMap<String, Option<String>>,
     last_status: Option<PodStatus>,
+    /// The pod was seen with all containers running (its start latency is recorded once, if at all).
+    start_recorded: bool,
 }
 
 impl PodWorker {
@@ -80,6 +84,7 @@ impl PodWorker {
             containers: HashMap::new(),
             sandbox_ips: HashMap::new(),
             last_status: None,
+            start_recorded: false,
         }
     }
 
@@ -102,6 +107,7 @@ impl PodWorker {
                         } else {
                             self.sync(&pod).await
                         };
+                        self.env.metrics.pod_synced(result.is_ok());
                         result.unwrap_or_else(|e| {
                             warn!(error = %e, "pod sync failed");
                             self.env.resync
@@ -169,6 +175,13 @@ impl PodWorker {
         waiting.extend(self.errors.clone());
         let ctx = StatusContext { waiting: &waiting, host_ip: &self.env.host_ip, now: Timestamp::now() };
         let status = pod_status(pod, &observed, &ctx);
+        if !self.start_recorded && all_running(&status) {
+            self.start_recorded = true;
+            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            if let Some(seconds) = start_latency(created, pod.status.as_ref(), &status, Timestamp::now()) {
+                self.env.metrics.pod_started(seconds);
+            }
+        }
         self.send_status(pod, &id, status).await?;
         Ok(plan.wake_after.map_or(self.env.resync, |w| w.min(self.env.resync)))
     }
