@@ -27,7 +27,8 @@ use std::collections::HashMap;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
@@ -241,7 +242,10 @@ pub async fn relay(on_upgrade: OnUpgrade, protocol: Protocol, runtime_socket: Ru
             },
         }
     }
-    // The runtime is done (its status went out on channel 3): close the client's side cleanly.
+    // The runtime is done (its status went out on channel 3). A close without code 1000 makes
+    // client-go report "close 1005 (no status)" instead of reading the status as complete.
+    let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+    let _ = client_tx.send(Message::Close(Some(normal))).await;
     let _ = client_tx.close().await;
     info!(exec = %what, "exec session ended");
 }
