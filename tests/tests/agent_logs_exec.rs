@@ -229,17 +229,27 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     let err = env.k.fails(&env.url, &["exec", "numbers", "-c", "nope", "--", "true"]);
     assert!(err.contains("nope"), "{err}");
 
-    // exec -i: stdin reaches the command (one line read, so no EOF is needed; see the agent's exec docs).
-    let mut child = kubectl(&env)
-        .args(["exec", "-i", "numbers", "--", "head", "-n", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl exec -i");
-    child.stdin.as_mut().expect("stdin").write_all(b"data from stdin\n").expect("write stdin");
-    let out = wait_child(child, Duration::from_secs(60));
+    // exec -i: stdin reaches the command and its end does too (v5's close, a SPDY half-close towards
+    // the runtime), so `cat` and `wc` finish; 300 kB is more than one SPDY window of 64 KiB.
+    let piped = |args: &[&str], input: Vec<u8>| {
+        let mut child = kubectl(&env)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl exec -i");
+        let mut stdin = child.stdin.take().expect("stdin");
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        wait_child(child, Duration::from_secs(60))
+    };
+    let out = piped(&["exec", "-i", "numbers", "--", "cat"], b"data from stdin\n".to_vec());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "data from stdin\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success());
+    let out = piped(&["exec", "-i", "numbers", "--", "wc", "-c"], vec![b'x'; 300_000]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "300000", "{}", String::from_utf8_lossy(&out.stderr));
 
     // exec -it under a pseudo-terminal: a scripted shell session with a TTY and its exit code.
     let session = format!(
@@ -311,6 +321,9 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     assert!(err.contains("error dialing backend"), "{err}");
     let err = env.k.fails(&env.url, &["exec", "stranded", "--", "true"]);
     assert!(err.contains("error dialing backend"), "{err}");
+
+    // Leave nothing running on the runtime: the agent tears its pods down.
+    env.ok(&["delete", "pod", "numbers", "ticker", "restarter", "--wait=true", "--timeout=60s"]);
     drop(agent);
     drop(runtime);
 }

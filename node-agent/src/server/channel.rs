@@ -3,6 +3,8 @@
 //! client is passed on to the runtime's streaming server, which speaks v4. Every binary message is
 //! one channel byte followed by data: 0 stdin, 1 stdout, 2 stderr, 3 error (the exit status as a
 //! `metav1.Status`), 4 resize (a `TerminalSize` JSON). v5 adds 255 "close stream": `[255, channel]`.
+//! The runtime side is one SPDY stream per channel, so messages to it are channel plus data, and
+//! its output becomes messages with the channel byte put back.
 
 /// The stdin channel.
 pub const STDIN: u8 = 0;
@@ -34,12 +36,12 @@ pub fn negotiate<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<Proto
     [Protocol::V5, Protocol::V4].into_iter().find(|p| offered.contains(&p.name()))
 }
 
-/// What to do with one message from the client.
+/// What to do with one message from the client (the runtime gets `message[1..]` on channel `message[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToRuntime {
     /// Send it to the runtime unchanged (stdin data, resize).
     Forward,
-    /// The client closed its stdin (v5). v4 has no way to say so: see [`super::exec`].
+    /// The client closed its stdin (v5): half-close the runtime's stdin stream.
     StdinClosed,
     /// Nothing to pass on: empty messages, closes of other streams, or channels a client must not
     /// write (stdout, stderr, error), which the runtime would only log as protocol errors.
@@ -57,10 +59,13 @@ pub fn from_client(protocol: Protocol, message: &[u8]) -> ToRuntime {
     }
 }
 
-/// Whether a message from the runtime (v4) goes to the client. Both protocols share channels 1-3, so
-/// output and the exit status pass unchanged; only channels a v4 server may write are passed.
-pub fn to_client(message: &[u8]) -> bool {
-    matches!(message.first(), Some(1..=3))
+/// The message carrying `data` of the runtime's stream for `channel` (1 stdout, 2 stderr, 3 the
+/// exit status): both protocols share these channels, so the bytes pass unchanged.
+pub fn to_client(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(data.len() + 1);
+    message.push(channel);
+    message.extend_from_slice(data);
+    message
 }
 
 #[cfg(test)]
@@ -89,12 +94,10 @@ mod tests {
 
     #[test]
     fn runtime_output_and_status_reach_the_client_unchanged() {
-        assert!(to_client(b"\x01hi\n"));
-        assert!(to_client(b"\x02err"));
+        assert_eq!(to_client(1, b"hi\n"), b"\x01hi\n");
+        assert_eq!(to_client(2, b"err"), b"\x02err");
         let status = br#"{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#;
-        assert!(to_client(&[&[3u8][..], status].concat()));
-        assert!(to_client(&[1]), "the runtime's empty 'connected' message");
-        assert!(!to_client(b"\x00echo"));
-        assert!(!to_client(b""));
+        let message = to_client(3, status);
+        assert_eq!((message[0], &message[1..]), (3, &status[..]));
     }
 }

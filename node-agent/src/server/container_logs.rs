@@ -173,7 +173,7 @@ async fn follow(
             None if !running => return,
             None => {
                 idle_polls += 1;
-                if idle_polls % POLLS_PER_STATE_CHECK == 0 {
+                if idle_polls.is_multiple_of(POLLS_PER_STATE_CHECK) {
                     running = match runtime.container_status(&source.attempt.id).await {
                         Ok(Some(s)) => s.state == ContainerState::ContainerRunning as i32,
                         Ok(None) => false,

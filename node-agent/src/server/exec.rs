@@ -1,22 +1,21 @@
 //! `GET|POST /exec/{namespace}/{pod}/{container}?command=..&stdin=&stdout=&stderr=&tty=`: runs a
 //! command in a running container over a websocket (`v5.channel.k8s.io` or `v4.channel.k8s.io`).
 //!
-//! The agent calls CRI `Exec`, which returns a URL on the runtime's streaming server; it connects
-//! there as a websocket client speaking `v4.channel.k8s.io` (containerd 1.6 serves it beside SPDY),
-//! answers the client's upgrade, and relays messages both ways through
-//! [`channel`](super::channel). The exit status arrives from the runtime on channel 3 as a
-//! `metav1.Status` and is passed on unchanged, so `kubectl exec` exits with the command's code.
+//! The agent calls CRI `Exec`, which returns a URL on the runtime's streaming server, opens the
+//! session there ([`runtime_stream`](super::runtime_stream): SPDY, v4 streams), answers the client's
+//! upgrade and relays: websocket channel messages become data on the matching SPDY stream and back,
+//! as upstream's API server translates v5 websockets to SPDY towards kubelets. The exit status
+//! arrives on the runtime's error stream as a `metav1.Status` and goes out unchanged on channel 3, so
+//! `kubectl exec` exits with the command's code.
 //!
-//! Stdin EOF: v4 cannot signal that the client closed stdin (that is why v5 added channel 255), and
-//! ending the runtime connection would close stdout and lose the exit status too. So a v5 "close
-//! stdin" is logged and not passed on: commands that wait for EOF on stdin (`cat` fed by a pipe)
-//! keep waiting until the client disconnects. Interactive sessions (`-it`) end with the shell's
-//! `exit` or Ctrl-D through the TTY, which works.
+//! Stdin EOF: a v5 client's "close stdin" (`[255, 0]`) half-closes the SPDY stdin stream, so the
+//! command reads EOF and its remaining output and status still arrive (`echo data | kubectl exec -i
+//! pod -- cat` ends). The runtime's websocket endpoint speaks only v4, which cannot say that, hence
+//! SPDY. A v4 client cannot close stdin either; its stdin ends when it disconnects.
 //!
-//! Websockets are handled by `tokio-tungstenite` on both sides (the handshake through hyper's
-//! upgrade as server, a plain TCP client towards the runtime): it gives masking, fragmentation,
-//! control frames and close handshakes as the RFC wants them, which a hand-written codec would
-//! have to re-test.
+//! Towards the client, websockets are handled by `tokio-tungstenite` (the handshake through hyper's
+//! upgrade): it gives masking, fragmentation, control frames and close handshakes as the RFC wants
+//! them, which a hand-written codec would have to re-test.
 
 use futures::{SinkExt, StreamExt};
 use gantry_cri_proto::runtime::{ContainerState, ExecRequest};
@@ -24,8 +23,6 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
@@ -36,6 +33,7 @@ use tracing::{debug, info, warn};
 use super::channel::{self, Protocol, ToRuntime};
 use super::cri_log::parse_bool;
 use super::error::ServerError;
+use super::runtime_stream::{self, Event, RuntimeReader, RuntimeWriter};
 use crate::runtime::{Runtime, CONTAINER_NAME_LABEL, NODE_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
 
 /// What the client asked to run.
@@ -142,15 +140,13 @@ pub async fn running_container(
     Err(ServerError::NotFound(format!("container \"{container}\" in pod \"{pod}\" not found")))
 }
 
-type RuntimeSocket = WebSocketStream<TcpStream>;
-
-/// Starts the command over CRI and connects to the runtime's stream; errors here still reach the
+/// Starts the command over CRI and opens its streams on the runtime; errors here still reach the
 /// client as a `Status`, before its upgrade is answered.
 pub async fn connect_runtime(
     runtime: &Runtime,
     container_id: &str,
     options: &ExecOptions,
-) -> Result<RuntimeSocket, ServerError> {
+) -> Result<(RuntimeReader, RuntimeWriter), ServerError> {
     let url = runtime
         .exec(ExecRequest {
             container_id: container_id.to_string(),
@@ -162,23 +158,7 @@ pub async fn connect_runtime(
             stderr: options.stderr && !options.tty,
         })
         .await?;
-    let ws_url = url
-        .strip_prefix("http://")
-        .map(|rest| format!("ws://{rest}"))
-        .ok_or_else(|| ServerError::Internal(format!("runtime streaming url {url:?} is not plain http")))?;
-    let mut request = ws_url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ServerError::Internal(format!("runtime streaming url {url:?}: {e}")))?;
-    request.headers_mut().insert(http::header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(Protocol::V4.name()));
-    let authority = request.uri().authority().map(|a| a.to_string()).unwrap_or_default();
-    let tcp = TcpStream::connect(&authority)
-        .await
-        .map_err(|e| ServerError::Internal(format!("connecting to the runtime's streaming server {authority}: {e}")))?;
-    let (socket, _) = tokio_tungstenite::client_async(request, tcp)
-        .await
-        .map_err(|e| ServerError::Internal(format!("websocket to the runtime's streaming server {authority}: {e}")))?;
-    Ok(socket)
+    runtime_stream::connect(&url, options).await
 }
 
 /// The `101 Switching Protocols` answer to the client's handshake.
@@ -196,52 +176,65 @@ pub fn switching_protocols<B: Default>(handshake: &Handshake) -> Response<B> {
 }
 
 /// Waits for the client's upgrade to complete and relays until either side ends.
-pub async fn relay(on_upgrade: OnUpgrade, protocol: Protocol, runtime_socket: RuntimeSocket, what: String) {
+pub async fn relay(
+    on_upgrade: OnUpgrade,
+    protocol: Protocol,
+    (mut runtime_rx, mut runtime_tx): (RuntimeReader, RuntimeWriter),
+    what: String,
+) {
     let upgraded = match on_upgrade.await {
         Ok(u) => u,
-        Err(e) => return warn!(exec = %what, error = %e, "client upgrade failed"),
+        Err(e) => {
+            runtime_tx.shutdown().await;
+            return warn!(exec = %what, error = %e, "client upgrade failed");
+        }
     };
     let client = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
     let (mut client_tx, mut client_rx) = client.split();
-    let (mut runtime_tx, mut runtime_rx) = runtime_socket.split();
     info!(exec = %what, protocol = protocol.name(), "exec session started");
     loop {
         tokio::select! {
             from_client = client_rx.next() => match from_client {
-                Some(Ok(Message::Binary(data))) => match channel::from_client(protocol, &data) {
-                    ToRuntime::Forward => {
-                        if runtime_tx.send(Message::Binary(data)).await.is_err() {
-                            break;
-                        }
+                Some(Ok(Message::Binary(data))) => {
+                    let sent = match channel::from_client(protocol, &data) {
+                        ToRuntime::Forward => runtime_tx.send(data[0], &data[1..]).await,
+                        ToRuntime::StdinClosed => runtime_tx.close_stdin().await,
+                        ToRuntime::Drop => Ok(()),
+                    };
+                    if let Err(e) = sent {
+                        debug!(exec = %what, error = %e, "writing to the runtime");
+                        break;
                     }
-                    // See the module docs: v4 has no stdin close, and closing the connection would
-                    // lose the command's output and status.
-                    ToRuntime::StdinClosed => debug!(exec = %what, "client closed stdin; v4 cannot pass that on"),
-                    ToRuntime::Drop => {}
-                },
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     debug!(exec = %what, "client went away");
-                    let _ = runtime_tx.close().await;
+                    runtime_tx.shutdown().await;
                     return;
                 }
                 Some(Ok(_)) => {}
             },
             from_runtime = runtime_rx.next() => match from_runtime {
-                Some(Ok(Message::Binary(data))) => {
-                    if channel::to_client(&data) && client_tx.send(Message::Binary(data)).await.is_err() {
-                        let _ = runtime_tx.close().await;
+                Ok(Some(Event::Output { channel, data })) => {
+                    let message = channel::to_client(channel, &data);
+                    if client_tx.send(Message::Binary(message.into())).await.is_err() {
+                        runtime_tx.shutdown().await;
                         return;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None => break,
-                Some(Err(e)) => {
+                Ok(Some(Event::Ping(id))) => {
+                    if runtime_tx.ping(id).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
                     debug!(exec = %what, error = %e, "runtime stream ended with an error");
                     break;
                 }
-                Some(Ok(_)) => {}
             },
         }
     }
+    runtime_tx.shutdown().await;
     // The runtime is done (its status went out on channel 3). A close without code 1000 makes
     // client-go report "close 1005 (no status)" instead of reading the status as complete.
     let normal = CloseFrame { code: CloseCode::Normal, reason: "".into() };
