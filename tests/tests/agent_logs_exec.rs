@@ -227,7 +227,29 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     assert!(stderr.contains("bad"), "{stderr}");
     assert_eq!(out.status.code(), Some(3), "kubectl exits with the command's code: {stderr}");
     let err = env.k.fails(&env.url, &["exec", "numbers", "-c", "nope", "--", "true"]);
-    assert!(err.contains("nope"), "{err}");
+    assert!(err.contains("container nope is not valid for pod numbers"), "{err}");
+    // An exited container of a running pod: the agent's answer, not a protocol complaint, reaches kubectl.
+    let mut mixed = busybox_pod("mixed", NODE, "sleep 3600");
+    mixed["spec"]["restartPolicy"] = "OnFailure".into();
+    mixed["spec"]["containers"].as_array_mut().expect("containers").push(serde_json::json!({
+        "name": "side", "image": gantry_tests::images::BUSYBOX_IMAGE, "command": ["sh", "-c", "echo side-done"]
+    }));
+    env.create(work.path(), &mixed);
+    wait_for(
+        Duration::from_secs(60),
+        "mixed's side container completed",
+        || {
+            let pod = env.pod("mixed")?;
+            let side = pod["status"]["containerStatuses"].as_array()?.iter().find(|c| c["name"] == "side")?.clone();
+            (pod["status"]["phase"] == "Running" && side["state"]["terminated"]["reason"] == "Completed").then_some(())
+        },
+        context,
+    )
+    .await;
+    assert_eq!(env.ok(&["logs", "mixed", "-c", "side"]), "side-done\n");
+    let err = env.k.fails(&env.url, &["exec", "mixed", "-c", "side", "--", "true"]);
+    assert!(err.contains("container \"side\" in pod \"mixed\" is not running"), "{err}");
+    assert!(!err.contains("SPDY"), "{err}");
 
     // exec -i: stdin reaches the command and its end does too (v5's close, a SPDY half-close towards
     // the runtime), so `cat` and `wc` finish; 300 kB is more than one SPDY window of 64 KiB.
@@ -302,7 +324,23 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     }
     assert!(sample(&metrics, "kubelet_running_pods").is_some_and(|n| n >= 2.0), "{metrics}");
 
-    // Pods whose node is missing or does not answer get clear errors from the API.
+    // The API's own errors: unknown pod, ambiguous container, unbound pod, missing or silent node.
+    let err = env.k.fails(&env.url, &["get", "--raw", "/api/v1/namespaces/default/pods/nope/log"]);
+    assert!(err.contains("pods \"nope\" not found"), "{err}");
+    let mut two = busybox_pod("two", "ghost-node", "true");
+    two["spec"]["containers"]
+        .as_array_mut()
+        .expect("containers")
+        .push(serde_json::json!({"name": "side", "image": "x"}));
+    env.create(work.path(), &two);
+    let err = env.k.fails(&env.url, &["get", "--raw", "/api/v1/namespaces/default/pods/two/log"]);
+    assert!(err.contains("a container name must be specified for pod two, choose one of: [main side]"), "{err}");
+    let mut unbound = busybox_pod("unbound", "", "true");
+    unbound["spec"].as_object_mut().expect("spec").remove("nodeName");
+    unbound["spec"]["nodeSelector"] = serde_json::json!({"gantry.dev/no-such-node": "x"});
+    env.create(work.path(), &unbound);
+    let err = env.k.fails(&env.url, &["get", "--raw", "/api/v1/namespaces/default/pods/unbound/log"]);
+    assert!(err.contains("pod unbound does not have a host assigned"), "{err}");
     env.create(work.path(), &busybox_pod("ghost", "ghost-node", "true"));
     let err = env.k.fails(&env.url, &["logs", "ghost"]);
     assert!(err.contains("nodes \"ghost-node\" not found"), "{err}");
@@ -323,7 +361,7 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     assert!(err.contains("error dialing backend"), "{err}");
 
     // Leave nothing running on the runtime: the agent tears its pods down.
-    env.ok(&["delete", "pod", "numbers", "ticker", "restarter", "--wait=true", "--timeout=60s"]);
+    env.ok(&["delete", "pod", "numbers", "ticker", "restarter", "mixed", "--wait=true", "--timeout=60s"]);
     drop(agent);
     drop(runtime);
 }

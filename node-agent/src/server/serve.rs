@@ -198,9 +198,11 @@ async fn dispatch(state: &ServerState, route: Route, req: Request<Incoming>) -> 
             if method != Method::GET && method != Method::POST {
                 return Err(ServerError::MethodNotAllowed(format!("{method} is not supported on exec")));
             }
-            let handshake = exec::handshake(req.headers())?;
+            // What is wrong with the request itself is answered first: a client that falls back to
+            // SPDY after a refused websocket then sees the same error, not "SPDY is not served".
             let options = exec::ExecOptions::from_query(&query_pairs(&req))?;
             let id = exec::running_container(&state.runtime, &state.node, &namespace, &pod, &container).await?;
+            let handshake = exec::handshake(req.headers())?;
             let socket = exec::connect_runtime(&state.runtime, &id, &options).await?;
             let what = format!("{namespace}/{pod}/{container} {:?}", options.command);
             tokio::spawn(exec::relay(hyper::upgrade::on(req), handshake.protocol, socket, what));
