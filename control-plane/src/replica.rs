@@ -203,11 +203,13 @@ fn api_config(args: &ReplicaArgs, listen: &str, max_body_bytes: usize) -> Result
         crate::api::pki::ensure_pki(&pki_dir, &[advertise_host.to_string()], &format!("https://{advertise_address}"))
             .map_err(pki_err)?;
     let tls = crate::api::tls::server_config(&pki).map_err(pki_err)?;
+    let kubelet_tls = crate::api::tls::kubelet_client_config(&pki).map_err(pki_err)?;
     let authenticator = crate::api::auth::Authenticator::new(args.token_auth_file.as_deref())?;
     Ok(crate::api::ApiConfig {
         tls,
         authenticator: std::sync::Arc::new(authenticator),
         max_body_bytes,
         advertise_address,
+        kubelet_tls,
     })
 }

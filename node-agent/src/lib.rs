@@ -4,7 +4,8 @@
 //! Layout: [`config`] (the flag contract), [`machine`] (facts read from /proc), [`runtime`] (thin CRI
 //! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status, env
 //! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
-//! followed by a watch) and [`volume`] (volume plans, mounts and their set-up on the host).
+//! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
+//! (the HTTPS server for logs, exec and metrics) and [`metrics`] (the registry it serves).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
@@ -12,10 +13,12 @@
 
 pub mod config;
 pub mod machine;
+pub mod metrics;
 pub mod node;
 pub mod objects;
 pub mod pod;
 pub mod runtime;
+pub mod server;
 pub mod volume;
 
 use std::sync::Arc;
@@ -45,16 +48,24 @@ pub enum AgentError {
     RootDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::MetricsError),
+    #[error("server tls: {0}")]
+    Tls(#[from] server::tls::TlsError),
+    #[error("listening on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Reads a kubeconfig file into a client configuration.
+pub async fn kube_config(path: &std::path::Path) -> Result<kube::Config, AgentError> {
+    let kubeconfig_err = |source| AgentError::Kubeconfig { path: path.display().to_string(), source };
+    let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(kubeconfig_err)
 }
 
 /// Builds an API client from a kubeconfig file.
 pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Client, AgentError> {
-    let kubeconfig_err = |source| AgentError::Kubeconfig { path: path.display().to_string(), source };
-    let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_err)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(kubeconfig_err)?;
-    Ok(kube::Client::try_from(config)?)
+    Ok(kube::Client::try_from(kube_config(path).await?)?)
 }
 
 /// Grace period given to containers stopped by [`cleanup`].
@@ -90,7 +101,11 @@ pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
 /// agent adopts them.
 pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<(), AgentError> {
     config.validate()?;
-    let client = client_from_kubeconfig(&config.kubeconfig).await?;
+    let kube_config = kube_config(&config.kubeconfig).await?;
+    // The cluster CA signs the API server's kubelet client certificate, which the server requires.
+    let cluster_ca = kube_config.root_cert.clone().unwrap_or_default();
+    let client = kube::Client::try_from(kube_config)?;
+    let metrics = Arc::new(metrics::AgentMetrics::new()?);
     let pods_dir = config.root_dir.join("pods");
     std::fs::create_dir_all(&pods_dir)
         .map_err(|source| AgentError::RootDir { path: pods_dir.display().to_string(), source })?;
@@ -98,6 +113,12 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let machine = machine::MachineInfo::read();
     let allocatable_cpu_millis = (machine.cpus * 1000).saturating_sub(config.reserved_cpu_millis);
     let allocatable_memory_bytes = machine.memory_bytes.saturating_sub(config.reserved_memory_mib * 1024 * 1024);
+    let hosts = vec![config.node_ip().to_string(), config.node_name.clone(), "localhost".into(), "127.0.0.1".into()];
+    let (cert, key) = server::tls::ensure_serving_cert(&config.root_dir.join("pki"), &hosts)?;
+    let tls = server::tls::server_config(&cert, &key, &cluster_ca)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| AgentError::Listen { addr: listen.to_string(), source })?;
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         ip: config.node_ip().to_string(),
@@ -123,7 +144,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
     let runtime = loop {
         match runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await {
-            Ok(runtime) => break runtime,
+            Ok(runtime) => break runtime.with_metrics(metrics.clone()),
             Err(e) => warn!(error = %e, "runtime unreachable; retrying"),
         }
         tokio::select! {
@@ -131,7 +152,17 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             _ = shutdown.changed() => return Ok(()),
         }
     };
-    info!(node = %config.node_name, endpoint = %config.runtime_endpoint, "node agent running");
+    info!(node = %config.node_name, endpoint = %config.runtime_endpoint, %listen, "node agent running");
+    let state = Arc::new(server::ServerState {
+        node: config.node_name.clone(),
+        root: config.root_dir.clone(),
+        runtime: runtime.clone(),
+        metrics: metrics.clone(),
+    });
+    let mut server_shutdown = shutdown.clone();
+    let server = tokio::spawn(server::run(state, tls, listener, async move {
+        let _ = server_shutdown.wait_for(|stop| *stop).await;
+    }));
     let env = Arc::new(pod::worker::WorkerEnv {
         objects: objects::ObjectCache::new(client.clone()),
         host_paths: volume::HostPathPolicy { allowed_prefixes: config.allowed_host_paths.clone() },
@@ -144,8 +175,14 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         root: config.root_dir.clone(),
         host_ip: config.node_ip().to_string(),
         resync: config.pod_resync_seconds,
+        metrics,
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;
+    match server.await {
+        Ok(Err(e)) => warn!(error = %e, "agent server stopped with an error"),
+        Err(e) => warn!(error = %e, "agent server task failed"),
+        Ok(Ok(())) => {}
+    }
     Ok(())
 }

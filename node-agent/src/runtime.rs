@@ -3,15 +3,19 @@
 //! containers again). Holds no decisions: callers decide what to call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gantry_cri_proto::runtime::{
-    ContainerConfig, ContainerFilter, ContainerStatus, CreateContainerRequest, ImageSpec, ImageStatusRequest,
-    ListContainersRequest, ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatus,
-    PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StartContainerRequest, StatusRequest, StopContainerRequest, StopPodSandboxRequest, VersionRequest, VersionResponse,
+    ContainerConfig, ContainerFilter, ContainerStatus, CreateContainerRequest, ExecRequest, ImageSpec,
+    ImageStatusRequest, ListContainersRequest, ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter,
+    PodSandboxStatus, PodSandboxStatusRequest, PullImageRequest, RemoveContainerRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopContainerRequest, StopPodSandboxRequest,
+    VersionRequest, VersionResponse,
 };
 use gantry_cri_proto::{connect, CriClients};
+
+use crate::metrics::AgentMetrics;
 
 /// Label with the pod uid on sandboxes and containers (the upstream kubelet's name).
 pub const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
@@ -54,28 +58,41 @@ pub struct RuntimeHealth {
 pub struct Runtime {
     clients: CriClients,
     timeout: Duration,
+    /// Where call latencies are recorded, by CRI method.
+    metrics: Option<Arc<AgentMetrics>>,
 }
 
 macro_rules! call {
     ($self:ident, $svc:ident . $method:ident ( $req:expr ), $name:literal, $object:expr) => {{
         let mut client = $self.clients.$svc.clone();
-        match tokio::time::timeout($self.timeout, client.$method($req)).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout($self.timeout, client.$method($req)).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
             Ok(Err(status)) => Err(RuntimeError::Call { call: $name, object: $object, status }),
             Err(_) => Err(RuntimeError::Timeout { call: $name, object: $object, after: $self.timeout }),
+        };
+        if let Some(metrics) = &$self.metrics {
+            metrics.runtime_call($name, started.elapsed().as_secs_f64(), result.is_ok());
         }
+        result
     }};
 }
 
 impl Runtime {
     /// Connects to `endpoint` (a unix socket).
     pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Self, RuntimeError> {
-        Ok(Self { clients: connect(endpoint, timeout).await?, timeout })
+        Ok(Self { clients: connect(endpoint, timeout).await?, timeout, metrics: None })
     }
 
     /// Same connection, with a longer deadline (image pulls and graceful stops take a while).
     pub fn with_timeout(&self, timeout: Duration) -> Self {
-        Self { clients: self.clients.clone(), timeout }
+        Self { clients: self.clients.clone(), timeout, metrics: self.metrics.clone() }
+    }
+
+    /// Same connection, recording every call's latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<AgentMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     pub async fn version(&self) -> Result<VersionResponse, RuntimeError> {
@@ -177,6 +194,12 @@ impl Runtime {
         let req = StopContainerRequest { container_id: id.into(), timeout: grace.as_secs() as i64 };
         let slow = self.with_timeout(grace + self.timeout);
         call!(slow, runtime.stop_container(req), "StopContainer", format!("container {id}")).map(|_| ())
+    }
+
+    /// `Exec`: the URL on the runtime's streaming server where the command runs once connected.
+    pub async fn exec(&self, req: ExecRequest) -> Result<String, RuntimeError> {
+        let object = format!("container {}", req.container_id);
+        Ok(call!(self, runtime.exec(req), "Exec", object)?.url)
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {

@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod list_from_cache;
 pub mod metrics;
 pub mod namespace_cleanup;
+pub mod node_proxy;
 pub mod objects;
 pub mod patch;
 pub mod pki;

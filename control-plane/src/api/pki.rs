@@ -12,6 +12,7 @@
 //! | `server.crt/.key`  | API serving certificate, reissued when a replica needs a SAN  | 0644 / 0600 |
 //! | `admin.crt/.key`   | client certificate `CN=admin, O=system:masters`               | 0644 / 0600 |
 //! | `admin.kubeconfig` | kubeconfig (JSON) embedding the CA and the admin credentials  | 0600 |
+//! | `apiserver-kubelet-client.crt/.key` | `CN=kube-apiserver-kubelet-client, O=system:masters`: what the API server shows node agents when it proxies logs and exec | 0644 / 0600 |
 //! | `.lock`            | serializes replicas that start at the same time               | 0600 |
 //!
 //! Certificates are built by rcgen and then finished here: the issuer field is replaced by the CA
@@ -51,6 +52,10 @@ pub const ADMIN_CERT_FILE: &str = "admin.crt";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// The admin kubeconfig.
 pub const KUBECONFIG_FILE: &str = "admin.kubeconfig";
+/// The API server's client certificate towards node agents (upstream kubeadm's file name).
+pub const KUBELET_CLIENT_CERT_FILE: &str = "apiserver-kubelet-client.crt";
+/// Its key.
+pub const KUBELET_CLIENT_KEY_FILE: &str = "apiserver-kubelet-client.key";
 /// Lock file serializing concurrent `ensure_pki` calls on one directory.
 pub const LOCK_FILE: &str = ".lock";
 
@@ -62,6 +67,8 @@ pub const CLUSTER_NAME: &str = "gantry";
 pub const ADMIN_USER: &str = "admin";
 /// Group of the admin client certificate (full access in upstream RBAC).
 pub const ADMIN_GROUP: &str = "system:masters";
+/// User name of the API server's client certificate towards node agents (upstream kubeadm's).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 /// Hosts every serving certificate is valid for, besides the requested ones.
 pub const DEFAULT_SERVER_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
@@ -88,6 +95,10 @@ pub struct Pki {
     pub server_key_pem: String,
     /// Path of `admin.kubeconfig`.
     pub kubeconfig_path: PathBuf,
+    /// PEM of the client certificate the API server presents to node agents.
+    pub kubelet_client_cert_pem: String,
+    /// PEM (PKCS#8) of its key.
+    pub kubelet_client_key_pem: String,
 }
 
 impl fmt::Debug for Pki {
@@ -96,6 +107,7 @@ impl fmt::Debug for Pki {
             .field("dir", &self.dir)
             .field("kubeconfig_path", &self.kubeconfig_path)
             .field("server_key_pem", &"[elided]")
+            .field("kubelet_client_key_pem", &"[elided]")
             .finish_non_exhaustive()
     }
 }
@@ -159,6 +171,14 @@ pub fn ensure_pki(dir: &Path, server_hosts: &[String], api_server_url: &str) -> 
     };
     let (server_cert_pem, server_key_pem) = ensure_server_cert(dir, &ca, &requested)?;
     ensure_admin(dir, &ca, api_server_url)?;
+    let (kubelet_client_cert_pem, kubelet_client_key_pem) = ensure_client_pair(
+        dir,
+        &ca,
+        KUBELET_CLIENT_CERT_FILE,
+        KUBELET_CLIENT_KEY_FILE,
+        KUBELET_CLIENT_USER,
+        &[ADMIN_GROUP.to_owned()],
+    )?;
 
     Ok(Pki {
         dir: dir.to_owned(),
@@ -166,6 +186,8 @@ pub fn ensure_pki(dir: &Path, server_hosts: &[String], api_server_url: &str) -> 
         server_cert_pem,
         server_key_pem,
         kubeconfig_path: dir.join(KUBECONFIG_FILE),
+        kubelet_client_cert_pem,
+        kubelet_client_key_pem,
     })
 }
 
@@ -227,7 +249,7 @@ fn load_ca(dir: &Path) -> Result<Option<Ca>, PkiError> {
 
 /// Creates and writes a new CA, then loads it back through [`load_ca`].
 fn create_ca(dir: &Path) -> Result<Ca, PkiError> {
-    for stale in [ADMIN_CERT_FILE, ADMIN_KEY_FILE, KUBECONFIG_FILE] {
+    for stale in [ADMIN_CERT_FILE, ADMIN_KEY_FILE, KUBECONFIG_FILE, KUBELET_CLIENT_CERT_FILE, KUBELET_CLIENT_KEY_FILE] {
         let path = dir.join(stale);
         if path.try_exists().map_err(|source| PkiError::Read { path: path.clone(), source })? {
             return Err(PkiError::StaleCredentials { dir: dir.to_owned(), stale: path });
@@ -312,30 +334,8 @@ fn ensure_server_cert(dir: &Path, ca: &Ca, requested: &BTreeSet<Host>) -> Result
 /// Creates the admin credentials when neither file exists, validates them otherwise, and writes
 /// `admin.kubeconfig` when it is missing. Existing admin files are never overwritten.
 fn ensure_admin(dir: &Path, ca: &Ca, api_server_url: &str) -> Result<(), PkiError> {
-    let cert_path = dir.join(ADMIN_CERT_FILE);
-    let key_path = dir.join(ADMIN_KEY_FILE);
-    let (cert_pem, key_pem) = match (read_optional(&cert_path)?, read_optional(&key_path)?) {
-        (Some(cert_bytes), Some(key_bytes)) => {
-            let info = CertInfo::parse(&cert_path, &cert_bytes)?;
-            let key = parse_key(&key_path, &key_bytes)?;
-            if key.public_key_raw() != info.public_key {
-                return Err(PkiError::KeyMismatch { cert: cert_path, key: key_path });
-            }
-            if info.issuer_der != ca.subject_der {
-                tracing::warn!(path = %cert_path.display(), "admin certificate was not issued by the cluster ca");
-            }
-            (pem_string(&cert_path, cert_bytes)?, pem_string(&key_path, key_bytes)?)
-        }
-        (Some(_), None) => return Err(PkiError::Incomplete { present: cert_path, missing: key_path }),
-        (None, Some(_)) => return Err(PkiError::Incomplete { present: key_path, missing: cert_path }),
-        (None, None) => {
-            let (cert_pem, key_pem) = issue_client(ca, ADMIN_USER, &[ADMIN_GROUP.to_owned()])?;
-            write_atomic(&key_path, key_pem.as_bytes(), KEY_MODE)?;
-            write_atomic(&cert_path, cert_pem.as_bytes(), CERT_MODE)?;
-            tracing::info!(path = %cert_path.display(), "issued admin client certificate");
-            (cert_pem, key_pem)
-        }
-    };
+    let (cert_pem, key_pem) =
+        ensure_client_pair(dir, ca, ADMIN_CERT_FILE, ADMIN_KEY_FILE, ADMIN_USER, &[ADMIN_GROUP.to_owned()])?;
 
     let kubeconfig_path = dir.join(KUBECONFIG_FILE);
     if kubeconfig_path.try_exists().map_err(|source| PkiError::Read { path: kubeconfig_path.clone(), source })? {
@@ -348,6 +348,43 @@ fn ensure_admin(dir: &Path, ca: &Ca, api_server_url: &str) -> Result<(), PkiErro
     write_atomic(&kubeconfig_path, &bytes, KEY_MODE)?;
     tracing::info!(path = %kubeconfig_path.display(), server = api_server_url, "wrote admin kubeconfig");
     Ok(())
+}
+
+/// Issues client credentials `cert_file`/`key_file` for `user` in `groups` when neither file exists,
+/// validates them otherwise (existing files are never overwritten), and returns their PEM.
+fn ensure_client_pair(
+    dir: &Path,
+    ca: &Ca,
+    cert_file: &str,
+    key_file: &str,
+    user: &str,
+    groups: &[String],
+) -> Result<(String, String), PkiError> {
+    let cert_path = dir.join(cert_file);
+    let key_path = dir.join(key_file);
+    let pair = match (read_optional(&cert_path)?, read_optional(&key_path)?) {
+        (Some(cert_bytes), Some(key_bytes)) => {
+            let info = CertInfo::parse(&cert_path, &cert_bytes)?;
+            let key = parse_key(&key_path, &key_bytes)?;
+            if key.public_key_raw() != info.public_key {
+                return Err(PkiError::KeyMismatch { cert: cert_path, key: key_path });
+            }
+            if info.issuer_der != ca.subject_der {
+                tracing::warn!(path = %cert_path.display(), "{cert_file} was not issued by the cluster ca");
+            }
+            (pem_string(&cert_path, cert_bytes)?, pem_string(&key_path, key_bytes)?)
+        }
+        (Some(_), None) => return Err(PkiError::Incomplete { present: cert_path, missing: key_path }),
+        (None, Some(_)) => return Err(PkiError::Incomplete { present: key_path, missing: cert_path }),
+        (None, None) => {
+            let (cert_pem, key_pem) = issue_client(ca, user, groups)?;
+            write_atomic(&key_path, key_pem.as_bytes(), KEY_MODE)?;
+            write_atomic(&cert_path, cert_pem.as_bytes(), CERT_MODE)?;
+            tracing::info!(path = %cert_path.display(), user, "issued client certificate");
+            (cert_pem, key_pem)
+        }
+    };
+    Ok(pair)
 }
 
 /// A kubeconfig document (JSON, which kubectl reads as YAML) for cluster, context and user `gantry`/`admin`.

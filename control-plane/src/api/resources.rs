@@ -153,6 +153,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         &[
             Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] },
             Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
+            Subresource { name: "exec", group: "", version: "v1", kind: "PodExecOptions", verbs: &["create", "get"] },
             Subresource { name: "log", group: "", version: "v1", kind: "Pod", verbs: &["get"] },
             status("", "v1", "Pod"),
         ],

@@ -25,6 +25,7 @@ use super::discovery::{self, DiscoveryForm};
 use super::handlers::{Handlers, JsonReply, ResourceRequest};
 use super::list_from_cache::ListOutput;
 use super::metrics::{self, ApiMetrics};
+use super::node_proxy::NodeProxy;
 use super::query::Query;
 use super::router::{route, Route};
 use super::status::ApiError;
@@ -41,11 +42,14 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `host:port` clients should use, for legacy `/api` discovery.
     pub advertise_address: String,
+    /// TLS towards node agents (logs and exec), with the kubelet client certificate.
+    pub kubelet_tls: Arc<rustls::ClientConfig>,
 }
 
 struct Shared {
     config: ApiConfig,
     handlers: Handlers,
+    node_proxy: NodeProxy,
     store: Store,
     /// This replica's registry, served on `/metrics`: the API's and the store's metrics.
     registry: prometheus::Registry,
@@ -87,7 +91,8 @@ impl ApiServer {
         let metrics = ApiMetrics::register(&registry).map_err(std::io::Error::other)?;
         store.register_metrics(&registry).map_err(|e| std::io::Error::other(metrics::MetricsError::from(e)))?;
         let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
-        Ok(Self { shared: Arc::new(Shared { config, handlers, store, registry, metrics }) })
+        let node_proxy = NodeProxy { objects: handlers.objects.clone(), tls: config.kubelet_tls.clone() };
+        Ok(Self { shared: Arc::new(Shared { config, handlers, node_proxy, store, registry, metrics }) })
     }
 
     /// A tower service answering requests as `user` without a socket, TLS or authentication.
@@ -130,7 +135,10 @@ impl ApiServer {
                         .authenticate(cert.as_deref(), header(&req, http::header::AUTHORIZATION));
                     async move { Ok::<_, Infallible>(handle(&shared, req, user, &peer.to_string()).await) }
                 });
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service);
+                // Upgrades carry `pods/exec` sessions to the node agents.
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .with_upgrades();
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -313,6 +321,16 @@ where
             .ok_or_else(|| ApiError::no_route(req.uri().path())),
         Route::Resource(target) => {
             let query = Query::parse(req.uri().query())?;
+            // Served by the pod's node agent: the log streams and the exec upgrade pass through.
+            if target.def.group.is_empty() && target.def.resource == "pods" && target.name.is_some() {
+                match (req.method(), target.subresource.as_deref()) {
+                    (&Method::GET, Some("log")) => return shared.node_proxy.log(&target, &query).await,
+                    (&Method::GET | &Method::POST, Some("exec")) => {
+                        return shared.node_proxy.exec(&target, &query, req).await
+                    }
+                    _ => {}
+                }
+            }
             let content_type = header(&req, http::header::CONTENT_TYPE).map(str::to_string);
             let user_agent = header(&req, http::header::USER_AGENT).map(str::to_string);
             let method = req.method().clone();

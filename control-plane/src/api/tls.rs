@@ -1,5 +1,6 @@
 //! The rustls configuration of the HTTPS API server: serving certificate from the cluster PKI, optional
-//! client certificates verified against the cluster CA, ALPN `http/1.1`.
+//! client certificates verified against the cluster CA, ALPN `http/1.1`; and of its client towards node
+//! agents (logs and exec), which presents the kubelet client certificate.
 //!
 //! Owns only TLS settings. Must not depend on the HTTP server, the store or authentication logic (the
 //! server hands the verified peer certificate to `auth`), and never installs or uses a process-default
@@ -7,12 +8,17 @@
 
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::pki::{Pki, PkiError, CA_CERT_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
+use super::pki::{
+    Pki, PkiError, CA_CERT_FILE, KUBELET_CLIENT_CERT_FILE, KUBELET_CLIENT_KEY_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE,
+};
 
 /// The only application protocol offered.
 pub const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -57,6 +63,69 @@ pub fn server_config(pki: &Pki) -> Result<Arc<ServerConfig>, PkiError> {
         .map_err(|source| PkiError::TlsConfig { source })?;
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The client config for connections to node agents: presents `apiserver-kubelet-client.crt` and
+/// does not verify the agent's serving certificate, which is self-signed. Upstream's API server does
+/// the same unless `--kubelet-certificate-authority` is given; the handshake signature is still
+/// checked, so the session is bound to whatever key the agent showed.
+pub fn kubelet_client_config(pki: &Pki) -> Result<Arc<ClientConfig>, PkiError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert_path = pki.dir.join(KUBELET_CLIENT_CERT_FILE);
+    let chain = CertificateDer::pem_slice_iter(pki.kubelet_client_cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::InvalidCertificate { path: cert_path.clone(), reason: e.to_string() })?;
+    let key = PrivateKeyDer::from_pem_slice(pki.kubelet_client_key_pem.as_bytes())
+        .map_err(|e| PkiError::InvalidKey { path: pki.dir.join(KUBELET_CLIENT_KEY_FILE), reason: e.to_string() })?;
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| PkiError::TlsConfig { source })?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(UnverifiedAgentCert(provider)))
+        .with_client_auth_cert(chain, key)
+        .map_err(|source| PkiError::TlsConfig { source })?;
+    config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Accepts any agent serving certificate (see [`kubelet_client_config`]) but verifies handshake
+/// signatures with the provider's algorithms.
+#[derive(Debug)]
+struct UnverifiedAgentCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for UnverifiedAgentCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]
@@ -185,6 +254,28 @@ mod tests {
             .await
             .expect_err("the serving certificate is not valid for other names");
         assert!(!err.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_kubelet_client_accepts_a_self_signed_agent_and_shows_its_certificate() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let pki = ensure_pki(tmp.path(), &[], "https://127.0.0.1:6443").expect("pki");
+        // An agent: self-signed serving certificate, client certificates checked against the cluster CA.
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params").self_signed(&key);
+        let agent_pki = Pki {
+            server_cert_pem: cert.expect("self-signed").pem(),
+            server_key_pem: key.serialize_pem(),
+            ..pki.clone()
+        };
+        let agent = server_config(&agent_pki).expect("agent config");
+        let peer = handshake(agent, kubelet_client_config(&pki).expect("client config"), "127.0.0.1")
+            .await
+            .expect("handshake with an unverified serving certificate")
+            .expect("client certificate presented");
+        let user = Authenticator::new(None).expect("auth").authenticate(Some(&peer), None).expect("authenticated");
+        assert_eq!(user.name, "kube-apiserver-kubelet-client");
+        assert!(user.groups.iter().any(|g| g == "system:masters"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::plan::{pull_key, Action, Plan, PullFailures, Waiting};
 use super::spec::{container_config, sandbox_config, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
+use crate::metrics::{all_running, start_latency, AgentMetrics};
 use crate::objects::{pod_references, ObjectCache, ObjectRef, ObjectsView, Subscriptions};
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
 use crate::volume::{plan_volumes, HostPathPolicy, HostVolume, PodVolumes, VolumeError};
@@ -55,6 +56,7 @@ pub struct WorkerEnv {
     /// for a container without limits.
     pub allocatable_cpu_millis: i64,
     pub allocatable_memory_bytes: i64,
+    pub metrics: Arc<AgentMetrics>,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -88,6 +90,8 @@ pub struct PodWorker {
     volumes: PodVolumes,
     /// Where each volume is on the host, after the last successful set-up.
     host_volumes: BTreeMap<String, HostVolume>,
+    /// The pod was seen with all containers running (its start latency is recorded once, if at all).
+    start_recorded: bool,
 }
 
 impl PodWorker {
@@ -99,6 +103,7 @@ impl PodWorker {
             containers: HashMap::new(),
             sandbox_ips: HashMap::new(),
             last_status: None,
+            start_recorded: false,
             refs: BTreeSet::new(),
             subscriptions: None,
             volumes: PodVolumes::new(&env.root, &uid),
@@ -127,6 +132,7 @@ impl PodWorker {
                         } else {
                             self.sync(&pod).await
                         };
+                        self.env.metrics.pod_synced(result.is_ok());
                         result.unwrap_or_else(|e| {
                             warn!(error = %e, "pod sync failed");
                             self.env.resync
@@ -216,6 +222,13 @@ impl PodWorker {
         waiting.extend(self.errors.clone());
         let ctx = StatusContext { waiting: &waiting, host_ip: &self.env.host_ip, now: Timestamp::now() };
         let status = pod_status(pod, &observed, &ctx);
+        if !self.start_recorded && all_running(&status) {
+            self.start_recorded = true;
+            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            if let Some(seconds) = start_latency(created, pod.status.as_ref(), &status, Timestamp::now()) {
+                self.env.metrics.pod_started(seconds);
+            }
+        }
         self.send_status(pod, &id, status).await?;
         let wake = if volume_error.is_some() { VOLUME_RETRY } else { self.env.resync };
         Ok(plan.wake_after.map_or(wake, |w| w.min(wake)))

@@ -59,6 +59,15 @@ fn fresh_dir_creates_everything() {
 
     let admin_pem = fs::read_to_string(dir.join(ADMIN_CERT_FILE)).expect("admin.crt");
     assert_eq!(subject(&admin_pem), (vec!["admin".to_owned()], vec!["system:masters".to_owned()]));
+    let kubelet_client = fs::read_to_string(dir.join(KUBELET_CLIENT_CERT_FILE)).expect("kubelet client cert");
+    assert_eq!(kubelet_client, pki.kubelet_client_cert_pem);
+    assert_eq!(
+        subject(&kubelet_client),
+        (vec!["kube-apiserver-kubelet-client".to_owned()], vec!["system:masters".to_owned()])
+    );
+    assert_eq!(mode(&dir.join(KUBELET_CLIENT_KEY_FILE)), 0o600);
+    let again = ensure_pki(&dir, &hosts(&["10.0.0.8"]), "https://10.0.0.8:6443").expect("second replica");
+    assert_eq!(again.kubelet_client_cert_pem, pki.kubelet_client_cert_pem, "created once, reused by every replica");
 
     let kubeconfig: serde_json::Value =
         serde_json::from_slice(&fs::read(&pki.kubeconfig_path).expect("kubeconfig")).expect("kubeconfig is json");
