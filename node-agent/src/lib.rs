@@ -3,13 +3,14 @@
 //!
 //! Layout: [`config`] (the flag contract), [`machine`] (facts read from /proc), [`runtime`] (thin CRI
 //! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status and
-//! CRI configs, and the per-pod workers).
+//! CRI configs, and the per-pod workers), [`events`] (the kubelet's core/v1 Events).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
 //! CRI bindings come from `gantry-cri-proto`. The binary is `gantry-node-agent`.
 
 pub mod config;
+pub mod events;
 pub mod machine;
 pub mod node;
 pub mod pod;
@@ -87,6 +88,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     };
     info!(node = %config.node_name, endpoint = %config.runtime_endpoint, "node agent running");
+    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
     let env = Arc::new(pod::worker::WorkerEnv {
         client,
         pull_runtime: runtime.with_timeout(PULL_TIMEOUT),
@@ -95,6 +97,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         root: config.root_dir.clone(),
         host_ip: config.node_ip().to_string(),
         resync: config.pod_resync_seconds,
+        events: recorder,
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;

@@ -17,11 +17,16 @@ use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::backoff::BackOff;
+use super::grace::StopReason;
+use super::kill::{kill_container, kill_running, post_start_or_kill};
 use super::observed::{container_from_cri, run_state, sandbox_from_cri, ContainerInfo, Observed};
 use super::plan::{pull_key, Action, Plan, PullFailures, Waiting};
+use super::probe::action::pod_address;
+use super::probe::{ProbeEnv, ProbeManager, ProbeResults};
 use super::spec::{container_config, sandbox_config, Downward, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
+use crate::events::EventRecorder;
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
 
 /// Grace period for pods that vanished from the API without a graceful deletion.
@@ -40,6 +45,8 @@ pub struct WorkerEnv {
     pub root: PathBuf,
     pub host_ip: String,
     pub resync: Duration,
+    /// Events about pods (probe failures, kills, hook failures).
+    pub events: EventRecorder,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -67,11 +74,15 @@ pub struct PodWorker {
     containers: HashMap<String, ContainerInfo>,
     sandbox_ips: HashMap<String, Option<String>>,
     last_status: Option<PodStatus>,
+    /// The probes of the pod's running containers; a changed result wakes the worker.
+    probes: ProbeManager,
 }
 
 impl PodWorker {
     pub fn new(env: Arc<WorkerEnv>, uid: String) -> Self {
+        let probes = ProbeManager::new(ProbeEnv { runtime: env.runtime.clone(), events: env.events.clone() });
         Self {
+            probes,
             env,
             uid,
             backoff: BackOff::default(),
@@ -111,6 +122,7 @@ impl PodWorker {
                 tokio::select! {
                     changed = pod_rx.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep(wake) => {}
+                    _ = self.probes.changed() => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -121,6 +133,7 @@ impl PodWorker {
 
     async fn gone(&mut self) -> Result<(), RuntimeError> {
         info!("pod no longer exists: removing its sandboxes and containers");
+        self.probes.stop_all();
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, ORPHAN_GRACE).await
     }
 
@@ -134,6 +147,7 @@ impl PodWorker {
             .unwrap_or(DEFAULT_GRACE_SECONDS)
             .max(0);
         info!(pod = %id.key(), grace_seconds = grace, "terminating pod");
+        self.stop_containers(pod, &id).await?;
         let grace = Duration::from_secs(grace as u64);
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, grace).await?;
         let pods: Api<Pod> = Api::namespaced(self.env.client.clone(), &id.namespace);
@@ -157,7 +171,9 @@ impl PodWorker {
         let mut observed = self.observe().await?;
         let mut plan = Plan::default();
         for _ in 0..MAX_ROUNDS {
-            plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, Timestamp::now());
+            self.probes.update(pod, &observed, &self.pod_address(pod, &observed));
+            let probes = self.probes.results();
+            plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, &probes, Timestamp::now());
             if plan.actions.is_empty() {
                 break;
             }
@@ -167,7 +183,10 @@ impl PodWorker {
         }
         let mut waiting = plan.waiting.clone();
         waiting.extend(self.errors.clone());
-        let ctx = StatusContext { waiting: &waiting, host_ip: &self.env.host_ip, now: Timestamp::now() };
+        self.probes.update(pod, &observed, &self.pod_address(pod, &observed));
+        let probes = self.probes.results();
+        let ctx =
+            StatusContext { waiting: &waiting, probes: &probes, host_ip: &self.env.host_ip, now: Timestamp::now() };
         let status = pod_status(pod, &observed, &ctx);
         self.send_status(pod, &id, status).await?;
         Ok(plan.wake_after.map_or(self.env.resync, |w| w.min(self.env.resync)))
@@ -228,6 +247,12 @@ impl PodWorker {
                 }
                 Action::StartCreated { id: container } => runtime.start_container(container).await?,
                 Action::RemoveContainer { id: container } => runtime.remove_container(container).await?,
+                Action::KillContainer { id: container, name, reason } => {
+                    let specs = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+                    let Some(c) = specs.iter().find(|c| &c.name == name) else { continue };
+                    let address = self.pod_address(pod, observed);
+                    kill_container(&runtime, &self.env.events, pod, c, container, &address, *reason).await?;
+                }
                 Action::StartContainer { name, init, attempt, restart_of } => {
                     let Some(sandbox) = observed.ready_sandbox() else { continue };
                     let config =
@@ -295,6 +320,11 @@ impl PodWorker {
             warn!(pod = %id.key(), container = %c.name, error = %e, "starting container");
         } else {
             info!(pod = %id.key(), container = %c.name, attempt, id = %container_id, "container started");
+            let address = pod_address(pod, Some(&downward.pod_ip), &downward.host_ip);
+            let (runtime, events) = (&self.env.runtime, &self.env.events);
+            if let Some(waiting) = post_start_or_kill(runtime, events, pod, c, &container_id, &address).await {
+                self.errors.insert(c.name.clone(), waiting);
+            }
         }
         Ok(())
     }
@@ -327,6 +357,32 @@ impl PodWorker {
                 Err(Waiting { reason: "ErrImagePull".into(), message })
             }
         }
+    }
+
+    /// Where probes and hooks of `pod` connect: the node's IP for host-network pods, else the pod IP.
+    fn pod_address(&self, pod: &Pod, observed: &Observed) -> String {
+        pod_address(pod, observed.ready_sandbox().and_then(|s| s.ip.as_deref()), &self.env.host_ip)
+    }
+
+    /// Graceful termination of a deleted pod's containers: probes stop, every running container runs
+    /// its preStop hook and is stopped with the rest of the grace period (in parallel), then the
+    /// status shows them terminated (best effort: the pod is about to go).
+    async fn stop_containers(&mut self, pod: &Pod, id: &PodIdentity) -> Result<(), WorkerError> {
+        self.probes.stop_all();
+        let observed = self.observe().await?;
+        let address = self.pod_address(pod, &observed);
+        let runtime = &self.env.runtime;
+        for e in kill_running(runtime, &self.env.events, pod, &observed, &address, StopReason::Deletion).await {
+            warn!(pod = %id.key(), error = %e, "stopping container");
+        }
+        let observed = self.observe().await?;
+        let (waiting, probes) = (BTreeMap::new(), ProbeResults::default());
+        let ctx =
+            StatusContext { waiting: &waiting, probes: &probes, host_ip: &self.env.host_ip, now: Timestamp::now() };
+        if let Err(e) = self.send_status(pod, id, pod_status(pod, &observed, &ctx)).await {
+            debug!(error = %e, "status of a terminating pod");
+        }
+        Ok(())
     }
 
     async fn send_status(&mut self, pod: &Pod, id: &PodIdentity, status: PodStatus) -> Result<(), WorkerError> {

@@ -1,0 +1,245 @@
+//! core/v1 Events about pods and their containers, as the kubelet records them (`kubectl describe pod`
+//! lists them): `source.component=kubelet`, `source.host=<node>`, `reportingComponent=kubelet`,
+//! `reportingInstance=<node>`, an `involvedObject` naming the pod and, for container events, the
+//! container's `fieldPath` (`spec.containers{name}`). A repeated event (same object, field path,
+//! type, reason and message) bumps the `count` and `lastTimestamp` of the first one instead of
+//! creating another object.
+//!
+//! Recording never blocks a pod worker or a probe: events go through a bounded channel to one sender
+//! task and are dropped (with a debug log) when the API cannot keep up. Events are best-effort, as
+//! upstream. Owns no decisions about when to record; must not touch the runtime.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// The component name events carry (what `kubectl describe` shows under "From").
+pub const COMPONENT: &str = "kubelet";
+/// Events waiting to be sent before new ones are dropped.
+const QUEUE: usize = 1024;
+/// Distinct events remembered for counting repeats.
+const REMEMBERED: usize = 4096;
+
+/// `type` of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "Normal",
+            Self::Warning => "Warning",
+        }
+    }
+}
+
+/// One event to record (before de-duplication).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub involved: ObjectReference,
+    pub kind: EventType,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The object reference of `pod`, or of its container `container` (with the container's field path).
+pub fn pod_reference(pod: &Pod, container: Option<&str>) -> ObjectReference {
+    let meta = &pod.metadata;
+    let field_path = container.map(|name| {
+        let init = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.name == name));
+        if init {
+            format!("spec.initContainers{{{name}}}")
+        } else {
+            format!("spec.containers{{{name}}}")
+        }
+    });
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        field_path,
+        ..Default::default()
+    }
+}
+
+/// Sends the node's Events. Cheap to clone.
+#[derive(Clone)]
+pub struct EventRecorder {
+    tx: Option<mpsc::Sender<PendingEvent>>,
+}
+
+impl EventRecorder {
+    /// A recorder whose sender task runs until every clone is dropped.
+    pub fn new(client: Client, node: String) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(send_events(client, node, rx));
+        Self { tx: Some(tx) }
+    }
+
+    /// A recorder that drops everything (unit tests).
+    pub fn disabled() -> Self {
+        Self { tx: None }
+    }
+
+    /// A recorder that hands every event to `tx` (unit tests).
+    pub fn to_channel(tx: mpsc::Sender<PendingEvent>) -> Self {
+        Self { tx: Some(tx) }
+    }
+
+    /// Records an event about `pod`, or about its container `container`.
+    pub fn record(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        kind: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        self.record_ref(pod_reference(pod, container), kind, reason, message);
+    }
+
+    /// Records an event about the object `involved` refers to.
+    pub fn record_ref(&self, involved: ObjectReference, kind: EventType, reason: &str, message: impl Into<String>) {
+        let Some(tx) = &self.tx else { return };
+        let event = PendingEvent { involved, kind, reason: reason.into(), message: message.into() };
+        if let Err(e) = tx.try_send(event) {
+            tracing::debug!(error = %e, "event dropped");
+        }
+    }
+}
+
+/// (namespace, uid, field path, type, reason, message): what makes two events the same.
+type DedupKey = (String, String, String, EventType, String, String);
+
+fn dedup_key(e: &PendingEvent) -> DedupKey {
+    let r = &e.involved;
+    (
+        r.namespace.clone().unwrap_or_default(),
+        r.uid.clone().unwrap_or_default(),
+        r.field_path.clone().unwrap_or_default(),
+        e.kind,
+        e.reason.clone(),
+        e.message.clone(),
+    )
+}
+
+/// The Event object for the first occurrence of `e`.
+pub fn event_object(e: PendingEvent, name: String, node: &str, now: Timestamp) -> Event {
+    let namespace = e.involved.namespace.clone().unwrap_or_else(|| "default".into());
+    Event {
+        metadata: ObjectMeta { name: Some(name), namespace: Some(namespace), ..Default::default() },
+        involved_object: e.involved,
+        reason: Some(e.reason),
+        message: Some(e.message),
+        type_: Some(e.kind.as_str().into()),
+        count: Some(1),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        source: Some(EventSource { component: Some(COMPONENT.into()), host: Some(node.into()) }),
+        reporting_component: Some(COMPONENT.into()),
+        reporting_instance: Some(node.into()),
+        ..Default::default()
+    }
+}
+
+async fn send_events(client: Client, node: String, mut rx: mpsc::Receiver<PendingEvent>) {
+    // Event name and count of every event sent, by what makes it the same.
+    let mut seen: HashMap<DedupKey, (String, i32)> = HashMap::new();
+    while let Some(e) = rx.recv().await {
+        let key = dedup_key(&e);
+        let namespace = key.0.clone();
+        let api: Api<Event> =
+            Api::namespaced(client.clone(), if namespace.is_empty() { "default" } else { &namespace });
+        let now = Timestamp::now();
+        if let Some((name, count)) = seen.get_mut(&key) {
+            *count += 1;
+            let patch = json!({"count": *count, "lastTimestamp": Time(now)});
+            match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => continue,
+                Err(err) => {
+                    tracing::debug!(event = %name, error = %err, "updating a repeated event failed; creating anew")
+                }
+            }
+        }
+        let involved_name = e.involved.name.clone().unwrap_or_default();
+        let name = format!("{involved_name}.{:x}", now.as_nanosecond());
+        match api.create(&PostParams::default(), &event_object(e, name.clone(), &node, now)).await {
+            Ok(_) => {
+                if seen.len() >= REMEMBERED {
+                    seen.clear();
+                }
+                seen.insert(key, (name, 1));
+            }
+            Err(err) => tracing::debug!(event = %name, error = %err, "recording an event failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "main"}]}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn container_events_name_the_container_field_path() {
+        let p = pod();
+        assert_eq!(pod_reference(&p, Some("main")).field_path.as_deref(), Some("spec.containers{main}"));
+        assert_eq!(pod_reference(&p, Some("init")).field_path.as_deref(), Some("spec.initContainers{init}"));
+        let r = pod_reference(&p, None);
+        assert_eq!((r.kind.as_deref(), r.name.as_deref(), r.uid.as_deref()), (Some("Pod"), Some("web"), Some("u1")));
+        assert_eq!(r.field_path, None);
+    }
+
+    #[test]
+    fn events_carry_the_kubelet_source_and_node() {
+        let e = PendingEvent {
+            involved: pod_reference(&pod(), Some("main")),
+            kind: EventType::Warning,
+            reason: "Unhealthy".into(),
+            message: "Liveness probe failed: no".into(),
+        };
+        let obj = event_object(e, "web.1".into(), "node-1", Timestamp::UNIX_EPOCH);
+        let source = obj.source.expect("source");
+        assert_eq!((source.component.as_deref(), source.host.as_deref()), (Some("kubelet"), Some("node-1")));
+        assert_eq!(obj.reporting_component.as_deref(), Some("kubelet"));
+        assert_eq!(obj.reporting_instance.as_deref(), Some("node-1"));
+        assert_eq!(obj.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!((obj.type_.as_deref(), obj.count), (Some("Warning"), Some(1)));
+    }
+
+    #[test]
+    fn the_same_event_on_another_container_is_another_event() {
+        let p = pod();
+        let e = |c: &str, msg: &str| PendingEvent {
+            involved: pod_reference(&p, Some(c)),
+            kind: EventType::Warning,
+            reason: "Unhealthy".into(),
+            message: msg.into(),
+        };
+        assert_eq!(dedup_key(&e("main", "x")), dedup_key(&e("main", "x")));
+        assert_ne!(dedup_key(&e("main", "x")), dedup_key(&e("init", "x")));
+        assert_ne!(dedup_key(&e("main", "x")), dedup_key(&e("main", "y")));
+    }
+}
