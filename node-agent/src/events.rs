@@ -80,7 +80,7 @@ pub fn pod_reference(pod: &Pod, container: Option<&str>) -> ObjectReference {
 /// Sends the node's Events. Cheap to clone.
 #[derive(Clone)]
 pub struct EventRecorder {
-    tx: Option<mpsc::Sender<PendingEvent>>,
+    tx: mpsc::Sender<PendingEvent>,
 }
 
 impl EventRecorder {
@@ -88,17 +88,7 @@ impl EventRecorder {
     pub fn new(client: Client, node: String) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(send_events(client, node, rx));
-        Self { tx: Some(tx) }
-    }
-
-    /// A recorder that drops everything (unit tests).
-    pub fn disabled() -> Self {
-        Self { tx: None }
-    }
-
-    /// A recorder that hands every event to `tx` (unit tests).
-    pub fn to_channel(tx: mpsc::Sender<PendingEvent>) -> Self {
-        Self { tx: Some(tx) }
+        Self { tx }
     }
 
     /// Records an event about `pod`, or about its container `container`.
@@ -115,9 +105,8 @@ impl EventRecorder {
 
     /// Records an event about the object `involved` refers to.
     pub fn record_ref(&self, involved: ObjectReference, kind: EventType, reason: &str, message: impl Into<String>) {
-        let Some(tx) = &self.tx else { return };
         let event = PendingEvent { involved, kind, reason: reason.into(), message: message.into() };
-        if let Err(e) = tx.try_send(event) {
+        if let Err(e) = self.tx.try_send(event) {
             tracing::debug!(error = %e, "event dropped");
         }
     }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gantry_cri_proto::runtime::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
+use gantry_cri_proto::runtime::{
+    ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter, RemovePodSandboxRequest,
+};
 use serde_json::Value;
 
 use crate::containerd::{ContainerdError, PrivateContainerd};
@@ -125,6 +127,33 @@ impl NodeRuntime {
     pub fn log_tail(&self) -> String {
         crate::cluster::tail_of_file(&self.dir.join("containerd.log"), 30)
     }
+}
+
+impl Drop for NodeRuntime {
+    /// Removes every sandbox over CRI before containerd is killed. The shims run in sessions of their
+    /// own and outlive containerd, and so would the pods' processes, network namespaces, veths (with
+    /// their IPs on the test file's bridge: the next run hands out the same IPs again, and the stale
+    /// namespaces answer for them) and rootfs mounts, whenever a test ends with pods still running.
+    fn drop(&mut self) {
+        if self.containerd.is_some() {
+            let endpoint = self.endpoint();
+            // A thread of its own: drop may run inside the test's runtime, which cannot block on itself.
+            let _ = std::thread::spawn(move || remove_all_sandboxes(&endpoint)).join();
+        }
+    }
+}
+
+/// Stops and removes every sandbox (and with them their containers) of the runtime at `endpoint`.
+fn remove_all_sandboxes(endpoint: &str) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    rt.block_on(async {
+        let Ok(mut cri) = gantry_cri_proto::connect(endpoint, Duration::from_secs(5)).await else { return };
+        let Ok(list) = cri.runtime.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await else { return };
+        for sandbox in list.into_inner().items {
+            let remove = RemovePodSandboxRequest { pod_sandbox_id: sandbox.id };
+            let _ = tokio::time::timeout(Duration::from_secs(20), cri.runtime.remove_pod_sandbox(remove)).await;
+        }
+    });
 }
 
 /// Path of the agent binary: `$GANTRY_BIN_DIR/gantry-node-agent`, else beside the test executable.

@@ -86,6 +86,17 @@ fn event(env: &KubeEnv, name: &str, reason: &str, text: &str) -> Option<Value> {
         .find(|e| e["reason"] == reason && e["message"].as_str().is_some_and(|m| m.contains(text)))
 }
 
+/// Waits (events are sent asynchronously) for the event [`event`] finds.
+async fn wait_event(env: &KubeEnv, name: &str, reason: &str, text: &str) -> Value {
+    wait_for(
+        Duration::from_secs(30),
+        &format!("a {reason} event of {name} saying {text:?}"),
+        || event(env, name, reason, text),
+        || format!("{:#?}", events_of(env, name)),
+    )
+    .await
+}
+
 /// A TCP listener on the loopback that records each line sent to it (with when it arrived).
 struct Markers {
     port: u16,
@@ -127,7 +138,10 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
     let env = KubeEnv { url: cluster.api_url(0).expect("api url"), k };
     let agent = AgentProcess::start(AgentConfig::new(&cluster.kubeconfig(), &endpoint, NODE, dir.path()));
     let root = agent.config().root_dir.clone();
-    let show = |name: &str| format!("{}\n{}", env.pod(name).unwrap_or_default(), agent.log_tail());
+    let show = |name: &str| {
+        let _ = std::fs::copy(&agent.config().log, "/tmp/agent_probes_agent.log");
+        format!("{}\n{}", env.pod(name).unwrap_or_default(), agent.log_tail())
+    };
 
     wait_for(
         Duration::from_secs(60),
@@ -259,7 +273,7 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
     )
     .await;
     assert_eq!((restarts(&again), container_id(&again)), (0, readiness_id), "{again}");
-    assert!(event(&env, "readiness", "Unhealthy", "Readiness probe failed: cat: can't open '/tmp/ready'").is_some());
+    wait_event(&env, "readiness", "Unhealthy", "Readiness probe failed: cat: can't open '/tmp/ready'").await;
 
     // Startup: started and ready once the file exists, never killed by the gated liveness probe.
     let started = wait_for(
@@ -279,7 +293,7 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
     )
     .await;
     assert_ne!(main_status(&startfail)["started"], true, "{startfail}");
-    assert!(event(&env, "startfail", "Killing", "Container main failed startup probe, will be restarted").is_some());
+    wait_event(&env, "startfail", "Killing", "Container main failed startup probe, will be restarted").await;
 
     // httpGet readiness on a named port and tcpSocket liveness pass; httpGet on a missing path kills.
     let web = env.pod("web").expect("web");
@@ -291,9 +305,7 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
         || show("web404"),
     )
     .await;
-    assert!(
-        event(&env, "web404", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 404").is_some()
-    );
+    wait_event(&env, "web404", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 404").await;
 
     // Exec liveness: killed and restarted with a new container id and the kubelet's events.
     let first_id = wait_for(
@@ -312,16 +324,23 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
     .await;
     let last = &main_status(&restarted)["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 137, "the sh ignoring SIGTERM was killed after the grace period: {restarted}");
-    let unhealthy = event(&env, "liveness", "Unhealthy", "Liveness probe failed: cat: can't open '/tmp/healthy'")
-        .expect("Unhealthy event");
+    let unhealthy = wait_for(
+        Duration::from_secs(30),
+        "a repeated Unhealthy event of liveness",
+        || {
+            let e = event(&env, "liveness", "Unhealthy", "Liveness probe failed: cat: can't open '/tmp/healthy'")?;
+            // Two failures in a row (the threshold): one event, counted twice.
+            (e["count"].as_i64().unwrap_or(0) >= 2).then_some(e)
+        },
+        || format!("{:#?}", events_of(&env, "liveness")),
+    )
+    .await;
     assert_eq!(unhealthy["type"], "Warning");
     assert_eq!(unhealthy["source"]["component"], "kubelet");
     assert_eq!(unhealthy["source"]["host"], NODE);
     assert_eq!(unhealthy["reportingComponent"], "kubelet");
     assert_eq!(unhealthy["involvedObject"]["fieldPath"], "spec.containers{main}");
-    assert!(unhealthy["count"].as_i64().unwrap_or(0) >= 2, "two failures, one event counted twice: {unhealthy}");
-    let killing = event(&env, "liveness", "Killing", "Container main failed liveness probe, will be restarted");
-    assert!(killing.is_some(), "{:?}", events_of(&env, "liveness"));
+    wait_event(&env, "liveness", "Killing", "Container main failed liveness probe, will be restarted").await;
     let described = env.ok(&["describe", "pod", "liveness"]);
     assert!(described.contains("Liveness probe failed"), "{described}");
     assert!(described.contains("failed liveness probe, will be restarted"), "{described}");
@@ -336,7 +355,7 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
         || show("hookfail"),
     )
     .await;
-    let failed_hook = event(&env, "hookfail", "FailedPostStartHook", "exited with 3: no").expect("FailedPostStartHook");
+    let failed_hook = wait_event(&env, "hookfail", "FailedPostStartHook", "exited with 3: no").await;
     assert_eq!(failed_hook["type"], "Warning");
 
     // OOM: the kernel kills the hog; the status says OOMKilled with 137.
@@ -395,12 +414,14 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
     let grace = Duration::from_secs(grace);
     assert!(gone_after >= grace, "pod gone after {gone_after:?}, before its {grace:?} grace period");
     assert!(gone_after < grace + Duration::from_secs(8), "pod gone only after {gone_after:?}");
-    assert!(event(&env, "graceful", "Killing", "Stopping container main").is_some());
+    wait_event(&env, "graceful", "Killing", "Stopping container main").await;
     assert_eq!(cri_counts(&endpoint, &uid).await, (0, 0), "sandbox or container left behind");
     let log_dir = root.join("pods").join(format!("default_graceful_{uid}"));
     assert!(!log_dir.exists(), "log dir {} left behind", log_dir.display());
     let cgroup = Path::new("/sys/fs/cgroup/memory/gantry").join(format!("pod{uid}"));
     assert!(!cgroup.exists(), "cgroup {} left behind", cgroup.display());
+    let _ = std::fs::copy(&agent.config().log, "/tmp/agent_probes_agent.log");
+    let _ = std::fs::write("/tmp/agent_probes_events.json", env.get(&["events"]).unwrap_or_default().to_string());
     drop(agent);
     drop(runtime);
 }

@@ -2,8 +2,8 @@
 //! started when the pod worker first sees the container running and stopped (aborted) when it no
 //! longer does or the pod goes. Each task waits for the container to have started (its startup
 //! probe passed) unless it is the startup probe, then for `initialDelaySeconds` from the container's
-//! start, then probes every `periodSeconds`, feeding [`ProbeState`] and recording the kubelet's
-//! Events. Published results land in a shared [`ProbeResults`], and a change wakes the pod worker,
+//! start, then probes every `periodSeconds` on the pod's probe clock (as the kubelet's workers tick
+//! from when the pod was added), feeding [`ProbeState`] and recording the kubelet's Events. Published results land in a shared [`ProbeResults`], and a change wakes the pod worker,
 //! which hands the results to the planner (kill) and the status (started, ready). Decisions live in
 //! the pure `state` and `results` modules; this is the I/O around them.
 
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::{Container, ObjectReference, Pod};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info};
 
 use super::action::{probe_action, ActionError, HandlerAction};
@@ -66,11 +66,13 @@ pub struct ProbeManager {
     env: ProbeEnv,
     shared: Arc<Shared>,
     running: HashMap<String, ContainerProbes>,
+    /// When the pod's probe clock started ticking (see [`ProbeSettings::next_tick_in`]).
+    clock: Instant,
 }
 
 impl ProbeManager {
     pub fn new(env: ProbeEnv) -> Self {
-        Self { env, shared: Arc::default(), running: HashMap::new() }
+        Self { env, shared: Arc::default(), running: HashMap::new(), clock: Instant::now() }
     }
 
     /// The current results (a copy, for the planner and the status).
@@ -132,6 +134,7 @@ impl ProbeManager {
                 started_at,
                 started_tx: (kind == ProbeKind::Startup).then(|| started_tx.clone()),
                 started_rx: started_rx.clone(),
+                clock: self.clock,
             };
             debug!(container = %c.name, id, probe = ?kind, "starting probe");
             tasks.push(tokio::spawn(task.run()));
@@ -155,14 +158,21 @@ struct ProbeTask {
     /// The startup probe's way to open the gate of the others.
     started_tx: Option<Arc<watch::Sender<bool>>>,
     started_rx: watch::Receiver<bool>,
+    clock: Instant,
 }
 
 impl ProbeTask {
     async fn run(mut self) {
-        if self.kind != ProbeKind::Startup && self.started_rx.wait_for(|started| *started).await.is_err() {
+        let gated = self.kind != ProbeKind::Startup && !*self.started_rx.borrow();
+        if gated && self.started_rx.wait_for(|started| *started).await.is_err() {
             return;
         }
         tokio::time::sleep(self.settings.first_probe_in(running_for(self.started_at))).await;
+        // Readiness is checked at once when the startup probe lets it (as the kubelet triggers it);
+        // otherwise the first probe waits for the pod's next tick.
+        if !(gated && self.kind == ProbeKind::Readiness) {
+            tokio::time::sleep(self.settings.next_tick_in(self.clock.elapsed())).await;
+        }
         let mut state = ProbeState::new(self.kind, &self.settings);
         let mut ticks = tokio::time::interval(self.settings.period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);

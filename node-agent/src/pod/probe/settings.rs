@@ -89,6 +89,17 @@ impl ProbeSettings {
     pub fn first_probe_in(&self, running_for: Duration) -> Duration {
         self.initial_delay.saturating_sub(running_for)
     }
+
+    /// How long until the next tick of a probe clock that ticks every period from when the pod's
+    /// worker started, `since_start` ago. The kubelet's probe workers tick from when the pod was
+    /// added, so a container's first probe lands somewhere within a period after it started (a
+    /// server gets a moment to listen), and a restarted container keeps the pod's rhythm.
+    pub fn next_tick_in(&self, since_start: Duration) -> Duration {
+        let period = self.period.as_nanos().max(1);
+        let into = since_start.as_nanos() % period;
+        let wait = if into == 0 { 0 } else { period - into };
+        Duration::from_nanos(u64::try_from(wait).unwrap_or(0))
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +151,16 @@ mod tests {
         assert_eq!(s.first_probe_in(Duration::from_secs(3)), Duration::from_secs(7));
         assert_eq!(s.first_probe_in(Duration::from_secs(30)), Duration::ZERO);
         assert_eq!(ProbeSettings::default().first_probe_in(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn probes_keep_the_pods_rhythm() {
+        let s = ProbeSettings { period: Duration::from_secs(10), ..Default::default() };
+        let ms = Duration::from_millis;
+        let cases = [(ms(0), ms(0)), (ms(2_500), ms(7_500)), (ms(10_000), ms(0)), (ms(23_000), ms(7_000))];
+        for (since, expected) in cases {
+            assert_eq!(s.next_tick_in(since), expected, "{since:?}");
+        }
     }
 
     #[test]
