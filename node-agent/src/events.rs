@@ -3,13 +3,15 @@
 //! `reportingInstance=<node>`, an `involvedObject` naming the pod and, for container events, the
 //! container's `fieldPath` (`spec.containers{name}`). A repeated event (same object, field path,
 //! type, reason and message) bumps the `count` and `lastTimestamp` of the first one instead of
-//! creating another object.
+//! creating another object, at most once per [`COUNT_UPDATE_INTERVAL`] (a probe failing every second
+//! costs one write per interval, not one per failure).
 //!
 //! Recording never blocks a pod worker or a probe: events go through a bounded channel to one sender
 //! task and are dropped (with a debug log) when the API cannot keep up. Events are best-effort, as
 //! upstream. Owns no decisions about when to record; must not touch the runtime.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -25,6 +27,8 @@ pub const COMPONENT: &str = "kubelet";
 const QUEUE: usize = 1024;
 /// Distinct events remembered for counting repeats.
 const REMEMBERED: usize = 4096;
+/// The least time between two count updates of one event.
+pub const COUNT_UPDATE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// `type` of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,35 +150,124 @@ pub fn event_object(e: PendingEvent, name: String, node: &str, now: Timestamp) -
     }
 }
 
-async fn send_events(client: Client, node: String, mut rx: mpsc::Receiver<PendingEvent>) {
-    // Event name and count of every event sent, by what makes it the same.
-    let mut seen: HashMap<DedupKey, (String, i32)> = HashMap::new();
-    while let Some(e) = rx.recv().await {
-        let key = dedup_key(&e);
+/// One event already created, and its repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Repeat {
+    namespace: String,
+    name: String,
+    /// Occurrences so far.
+    count: i32,
+    /// The count the API object has.
+    sent: i32,
+    /// When the object was last written.
+    written: Instant,
+    /// When the event last occurred.
+    last: Timestamp,
+}
+
+/// A count update to send: `(namespace, event name, count, last occurrence)`.
+type CountUpdate = (String, String, i32, Timestamp);
+
+/// What an occurrence of an event needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Occurrence {
+    /// A new event: create it.
+    New,
+    /// A repeat whose count update waits for [`Repeats::due`].
+    Held,
+    /// A repeat to send now.
+    Update(CountUpdate),
+}
+
+/// The repeats of events already created, so a repeat bumps the first event's `count` instead of
+/// creating another object, and an event repeating every second costs one API write per
+/// [`COUNT_UPDATE_INTERVAL`] (the kubelet's event spam filter does the same job). Pure bookkeeping:
+/// the caller passes the clock.
+#[derive(Debug, Default)]
+struct Repeats {
+    seen: HashMap<DedupKey, Repeat>,
+}
+
+impl Repeats {
+    /// Counts an occurrence of `key` at `at` (`now` on the monotonic clock).
+    fn occurred(&mut self, key: &DedupKey, at: Timestamp, now: Instant) -> Occurrence {
+        let Some(r) = self.seen.get_mut(key) else { return Occurrence::New };
+        r.count += 1;
+        r.last = at;
+        if now.duration_since(r.written) < COUNT_UPDATE_INTERVAL {
+            return Occurrence::Held;
+        }
+        r.sent = r.count;
+        r.written = now;
+        Occurrence::Update((r.namespace.clone(), r.name.clone(), r.count, at))
+    }
+
+    /// Records that `key`'s event was created as `name`.
+    fn created(&mut self, key: DedupKey, name: String, at: Timestamp, now: Instant) {
+        if self.seen.len() >= REMEMBERED {
+            self.seen.clear();
+        }
         let namespace = key.0.clone();
-        let api: Api<Event> =
-            Api::namespaced(client.clone(), if namespace.is_empty() { "default" } else { &namespace });
-        let now = Timestamp::now();
-        if let Some((name, count)) = seen.get_mut(&key) {
-            *count += 1;
-            let patch = json!({"count": *count, "lastTimestamp": Time(now)});
-            match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => continue,
-                Err(err) => {
-                    tracing::debug!(event = %name, error = %err, "updating a repeated event failed; creating anew")
-                }
+        self.seen.insert(key, Repeat { namespace, name, count: 1, sent: 1, written: now, last: at });
+    }
+
+    /// Forgets `key` (its object could not be updated: the next occurrence creates it anew).
+    fn forget(&mut self, key: &DedupKey) {
+        self.seen.remove(key);
+    }
+
+    /// Count updates held back long enough.
+    fn due(&mut self, now: Instant) -> Vec<(DedupKey, CountUpdate)> {
+        let mut out = Vec::new();
+        for (key, r) in &mut self.seen {
+            if r.count > r.sent && now.duration_since(r.written) >= COUNT_UPDATE_INTERVAL {
+                r.sent = r.count;
+                r.written = now;
+                out.push((key.clone(), (r.namespace.clone(), r.name.clone(), r.count, r.last)));
             }
         }
-        let involved_name = e.involved.name.clone().unwrap_or_default();
-        let name = format!("{involved_name}.{:x}", now.as_nanosecond());
-        match api.create(&PostParams::default(), &event_object(e, name.clone(), &node, now)).await {
-            Ok(_) => {
-                if seen.len() >= REMEMBERED {
-                    seen.clear();
+        out
+    }
+}
+
+fn namespaced(client: &Client, namespace: &str) -> Api<Event> {
+    Api::namespaced(client.clone(), if namespace.is_empty() { "default" } else { namespace })
+}
+
+async fn send_events(client: Client, node: String, mut rx: mpsc::Receiver<PendingEvent>) {
+    let mut repeats = Repeats::default();
+    let mut flush = tokio::time::interval(COUNT_UPDATE_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let updates = tokio::select! {
+            e = rx.recv() => {
+                let Some(e) = e else { return };
+                let key = dedup_key(&e);
+                let at = Timestamp::now();
+                match repeats.occurred(&key, at, Instant::now()) {
+                    Occurrence::Held => Vec::new(),
+                    Occurrence::Update(update) => vec![(key, update)],
+                    Occurrence::New => {
+                        let name = format!("{}.{:x}", e.involved.name.clone().unwrap_or_default(), at.as_nanosecond());
+                        let object = event_object(e, name.clone(), &node, at);
+                        match namespaced(&client, &key.0).create(&PostParams::default(), &object).await {
+                            Ok(_) => repeats.created(key, name, at, Instant::now()),
+                            Err(err) => tracing::debug!(event = %name, error = %err, "recording an event failed"),
+                        }
+                        Vec::new()
+                    }
                 }
-                seen.insert(key, (name, 1));
             }
-            Err(err) => tracing::debug!(event = %name, error = %err, "recording an event failed"),
+            _ = flush.tick() => repeats.due(Instant::now()),
+        };
+        for (key, (namespace, name, count, last)) in updates {
+            let patch = json!({"count": count, "lastTimestamp": Time(last)});
+            if let Err(err) =
+                namespaced(&client, &namespace).patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await
+            {
+                tracing::debug!(event = %name, error = %err, "updating a repeated event failed");
+                repeats.forget(&key);
+            }
         }
     }
 }
@@ -216,6 +309,31 @@ mod tests {
         assert_eq!(obj.reporting_instance.as_deref(), Some("node-1"));
         assert_eq!(obj.metadata.namespace.as_deref(), Some("ns"));
         assert_eq!((obj.type_.as_deref(), obj.count), (Some("Warning"), Some(1)));
+    }
+
+    #[test]
+    fn repeats_update_the_count_at_most_once_per_interval() {
+        let key: DedupKey =
+            ("ns".into(), "u1".into(), String::new(), EventType::Warning, "Unhealthy".into(), "x".into());
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let ts = Timestamp::UNIX_EPOCH;
+        let mut r = Repeats::default();
+        assert_eq!(r.occurred(&key, ts, at(0)), Occurrence::New, "a new event is created");
+        r.created(key.clone(), "web.1".into(), ts, at(0));
+        assert_eq!(r.occurred(&key, ts, at(1)), Occurrence::Held, "a repeat within the interval waits");
+        assert_eq!(r.occurred(&key, ts, at(2)), Occurrence::Held);
+        assert!(r.due(at(3)).is_empty(), "not due yet");
+        let due = r.due(at(5));
+        assert_eq!(due, vec![(key.clone(), ("ns".into(), "web.1".into(), 3, ts))], "held repeats are flushed");
+        assert!(r.due(at(20)).is_empty(), "nothing new to send");
+        assert_eq!(
+            r.occurred(&key, ts, at(21)),
+            Occurrence::Update(("ns".into(), "web.1".into(), 4, ts)),
+            "a repeat after a quiet interval is sent at once"
+        );
+        r.forget(&key);
+        assert_eq!(r.occurred(&key, ts, at(22)), Occurrence::New, "a forgotten event is created anew");
     }
 
     #[test]
