@@ -44,6 +44,12 @@ pub fn build_busybox_image(work: &Path, name: &str, tag: &str, cmd: &[&str]) -> 
     let layout = work.join(format!("{name}-layout"));
     let bundle = work.join(format!("{name}-bundle"));
     let image = format!("{}:{tag}", layout.display());
+    // A previous build (an earlier `cargo xtask up`) may have left its layout and bundle behind.
+    for dir in [&layout, &bundle] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io("removing an earlier build"))?;
+        }
+    }
     run(Command::new("umoci").arg("init").arg("--layout").arg(&layout))?;
     run(Command::new("umoci").args(["new", "--image", &image]))?;
     run(Command::new("umoci").args(["unpack", "--image", &image]).arg(&bundle))?;

@@ -5,13 +5,15 @@
 //! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status, env
 //! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
 //! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
-//! (the HTTPS server for logs, exec and metrics) and [`metrics`] (the registry it serves).
+//! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves) and
+//! [`events`] (the kubelet's core/v1 Events).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
 //! CRI bindings come from `gantry-cri-proto`. The binary is `gantry-node-agent`.
 
 pub mod config;
+pub mod events;
 pub mod machine;
 pub mod metrics;
 pub mod node;
@@ -163,6 +165,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let server = tokio::spawn(server::run(state, tls, listener, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     }));
+    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
     let env = Arc::new(pod::worker::WorkerEnv {
         objects: objects::ObjectCache::new(client.clone()),
         host_paths: volume::HostPathPolicy { allowed_prefixes: config.allowed_host_paths.clone() },
@@ -176,6 +179,7 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         host_ip: config.node_ip().to_string(),
         resync: config.pod_resync_seconds,
         metrics,
+        events: recorder,
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;

@@ -206,6 +206,23 @@ impl Runtime {
         let req = RemoveContainerRequest { container_id: id.into() };
         call!(self, runtime.remove_container(req), "RemoveContainer", format!("container {id}")).map(|_| ())
     }
+
+    /// `ExecSync`: runs `cmd` in container `id`. The runtime kills it after `timeout` (whole seconds;
+    /// zero means no limit) and then answers `DeadlineExceeded`; a non-zero exit is a normal answer.
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<gantry_cri_proto::runtime::ExecSyncResponse, RuntimeError> {
+        let req = gantry_cri_proto::runtime::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout.as_secs() as i64,
+        };
+        let slow = self.with_timeout(timeout + self.timeout);
+        call!(slow, runtime.exec_sync(req), "ExecSync", format!("container {id}"))
+    }
 }
 
 fn image_spec(image: &str) -> ImageSpec {

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gantry_cri_proto::runtime::{ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter};
+use gantry_cri_proto::runtime::{
+    ContainerFilter, ListContainersRequest, ListPodSandboxRequest, PodSandboxFilter, RemovePodSandboxRequest,
+};
 use serde_json::Value;
 
 pub use gantry_local_runtime::CniNetwork;
@@ -109,13 +111,37 @@ impl NodeRuntime {
 }
 
 impl Drop for NodeRuntime {
+    /// Removes every sandbox over CRI before containerd is killed (so CNI releases addresses and
+    /// deletes veths, and rootfs mounts go), then kills containerd with whatever shims are left, then
+    /// deletes the bridge with any veth still on it. The shims run in sessions of their own and
+    /// outlive containerd, and so would the pods' processes, network namespaces and veths (with their
+    /// IPs on the test file's bridge: the next run hands out the same IPs again, and the stale
+    /// namespaces answer for them) whenever a test ends with pods still running.
     fn drop(&mut self) {
+        if self.containerd.is_some() {
+            let endpoint = self.endpoint();
+            // A thread of its own: drop may run inside the test's runtime, which cannot block on itself.
+            let _ = std::thread::spawn(move || remove_all_sandboxes(&endpoint)).join();
+        }
         self.containerd = None;
         self.stopped.clear();
         if let Err(e) = self.network.remove() {
             eprintln!("removing the test network {}: {e}", self.network.bridge);
         }
     }
+}
+
+/// Stops and removes every sandbox (and with them their containers) of the runtime at `endpoint`.
+fn remove_all_sandboxes(endpoint: &str) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    rt.block_on(async {
+        let Ok(mut cri) = gantry_cri_proto::connect(endpoint, Duration::from_secs(5)).await else { return };
+        let Ok(list) = cri.runtime.list_pod_sandbox(ListPodSandboxRequest { filter: None }).await else { return };
+        for sandbox in list.into_inner().items {
+            let remove = RemovePodSandboxRequest { pod_sandbox_id: sandbox.id };
+            let _ = tokio::time::timeout(Duration::from_secs(20), cri.runtime.remove_pod_sandbox(remove)).await;
+        }
+    });
 }
 
 /// Path of the agent binary: `$GANTRY_BIN_DIR/gantry-node-agent`, else beside the test executable.
@@ -132,6 +158,9 @@ pub fn agent_binary() -> PathBuf {
         .expect("gantry-node-agent not built (cargo build -p gantry-node-agent) and GANTRY_BIN_DIR unset")
 }
 
+/// Pressure thresholds of test agents (see [`AgentConfig::eviction_hard`]).
+pub const TEST_EVICTION_HARD: &str = "memory.available<1Mi,nodefs.available<100Mi,pid.available<1%";
+
 /// How to start one agent.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -141,6 +170,10 @@ pub struct AgentConfig {
     pub root_dir: PathBuf,
     pub log: PathBuf,
     pub port: u16,
+    /// `--eviction-hard`: by default only a machine that is nearly out of memory, disk or pids puts
+    /// the test node under pressure (the agent's own default, 10 % of the disk, trips on a full build
+    /// machine and would taint the node).
+    pub eviction_hard: String,
     /// More flags after the contract ones.
     pub extra_args: Vec<String>,
 }
@@ -155,6 +188,7 @@ impl AgentConfig {
             root_dir: dir.join(format!("agent-{node_name}")),
             log: dir.join(format!("agent-{node_name}.log")),
             port: crate::free_port().expect("free port"),
+            eviction_hard: TEST_EVICTION_HARD.to_string(),
             extra_args: Vec::new(),
         }
     }
@@ -183,6 +217,7 @@ impl AgentProcess {
             .args(["--node-name", &c.node_name, "--runtime-endpoint", &c.endpoint, "--root-dir"])
             .arg(&c.root_dir)
             .args(["--listen", &format!("127.0.0.1:{}", c.port)])
+            .args(["--eviction-hard", &c.eviction_hard])
             .args(&c.extra_args)
             .env("RUST_LOG", "info,gantry_node_agent=debug")
             .stdin(Stdio::null())

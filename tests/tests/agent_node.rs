@@ -56,8 +56,8 @@ async fn two_agents_run_a_deployment_and_follow_the_runtime_health() {
         })
         .collect();
     let mut config = AgentConfig::new(&cluster.kubeconfig(), &endpoint, PRESSED, dir.path());
-    config.extra_args =
-        vec!["--lease-renew-seconds".into(), "2".into(), "--eviction-hard".into(), "memory.available<1000Ti".into()];
+    config.extra_args = vec!["--lease-renew-seconds".into(), "2".into()];
+    config.eviction_hard = "memory.available<1000Ti".into();
     let pressed = AgentProcess::start(config);
     let logs = || agents.iter().map(AgentProcess::log_tail).collect::<Vec<_>>().join("\n---\n");
     for node in NODES {

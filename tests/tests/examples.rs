@@ -21,8 +21,9 @@ async fn the_examples_run_on_a_node() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     env.ok(&["apply", "-f", examples.to_str().expect("path")]);
 
-    let out = env.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
-    assert!(out.contains("successfully rolled out"), "{out}\n{}", agent.log_tail());
+    let out = env.k.run(&env.url, &["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("successfully rolled out"), "{printed}\n{}", agent.log_tail());
     let pods = env.get(&["pods", "-l", "app=web"]).expect("web pods");
     let items = pods["items"].as_array().expect("items");
     assert_eq!(items.len(), 2);

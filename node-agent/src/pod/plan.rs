@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::jiff::Timestamp;
 
 use super::backoff::{go_duration, BackOff};
+use super::grace::StopReason;
 use super::observed::{ContainerInfo, Observed, RunState};
+use super::probe::{ProbeKind, ProbeResults};
 
 /// One runtime step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,13 @@ pub enum Action {
     },
     RemoveContainer {
         id: String,
+    },
+    /// Stop a running container (preStop hook first) because a probe failed; the restart policy
+    /// decides on the next pass whether it starts again.
+    KillContainer {
+        id: String,
+        name: String,
+        reason: StopReason,
     },
 }
 
@@ -94,8 +103,16 @@ pub fn finished(pod: &Pod, observed: &Observed) -> bool {
         })
 }
 
-/// Plans the next runtime steps for a live pod.
-pub fn plan(pod: &Pod, observed: &Observed, backoff: &BackOff, pulls: &PullFailures, now: Timestamp) -> Plan {
+/// Plans the next runtime steps for a live pod. `probes` are the published probe results: a running
+/// container whose liveness or startup probe failed is killed.
+pub fn plan(
+    pod: &Pod,
+    observed: &Observed,
+    backoff: &BackOff,
+    pulls: &PullFailures,
+    probes: &ProbeResults,
+    now: Timestamp,
+) -> Plan {
     let mut plan = Plan::default();
     if finished(pod, observed) {
         for s in observed.sandboxes.iter().filter(|s| s.ready) {
@@ -133,7 +150,17 @@ pub fn plan(pod: &Pod, observed: &Observed, backoff: &BackOff, pulls: &PullFailu
         for c in containers(pod) {
             let latest = observed.latest_in(&c.name, &sandbox.id);
             match latest {
-                Some(l) if matches!(l.state, RunState::Running | RunState::Unknown) => {}
+                Some(l) if l.state == RunState::Running => {
+                    if let Some(kind) = probes.kill_reason(c, &l.id) {
+                        let reason = if kind == ProbeKind::Startup {
+                            StopReason::StartupProbe
+                        } else {
+                            StopReason::LivenessProbe
+                        };
+                        plan.actions.push(Action::KillContainer { id: l.id.clone(), name: c.name.clone(), reason });
+                    }
+                }
+                Some(l) if l.state == RunState::Unknown => {}
                 Some(l) if l.state == RunState::Created => plan.actions.push(Action::StartCreated { id: l.id.clone() }),
                 Some(l) if policy == "Never" || (policy == "OnFailure" && l.succeeded()) => {}
                 _ => plan_start(&mut plan, pod, c, false, latest, observed, backoff, pulls, now),

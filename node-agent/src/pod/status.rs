@@ -14,12 +14,15 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::observed::{ContainerInfo, Observed, RunState};
 use super::plan::{nanos_to_timestamp, restart_policy, Waiting};
+use super::probe::ProbeResults;
 use super::resources::qos_class;
 
 /// Inputs besides the pod and the runtime snapshot.
 #[derive(Debug, Clone)]
 pub struct StatusContext<'a> {
     pub waiting: &'a BTreeMap<String, Waiting>,
+    /// Published probe results: a running container is started and ready only as they say.
+    pub probes: &'a ProbeResults,
     pub host_ip: &'a str,
     pub now: Timestamp,
 }
@@ -88,7 +91,13 @@ fn container_status(
         (None, None) => (waiting(default_wait, None), None),
     };
     let running = state.running.is_some();
-    let ready = if init { state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) } else { running };
+    let running_id = latest.filter(|_| running).map(|l| l.id.as_str());
+    let started = running_id.is_some_and(|id| init || ctx.probes.started(c, id));
+    let ready = if init {
+        state.terminated.as_ref().is_some_and(|t| t.exit_code == 0)
+    } else {
+        running_id.is_some_and(|id| ctx.probes.ready(c, id))
+    };
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone().unwrap_or_default(),
@@ -96,7 +105,7 @@ fn container_status(
         container_id: latest.map(|l| format!("containerd://{}", l.id)),
         restart_count: latest.map_or(0, |l| l.attempt as i32),
         ready,
-        started: Some(running),
+        started: Some(started),
         state: Some(state),
         last_state: Some(last.unwrap_or_default()),
         ..Default::default()

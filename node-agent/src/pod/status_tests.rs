@@ -3,15 +3,25 @@
 use k8s_openapi::jiff::SignedDuration;
 
 use super::*;
-use crate::pod::plan::tests::{container, pod, sandbox};
+use crate::pod::plan::tests::{container, pod, probed_pod, sandbox};
+use crate::pod::probe::{ProbeKind, Verdict};
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs)
 }
 
 fn status(p: &Pod, containers: Vec<ContainerInfo>, waiting: &BTreeMap<String, Waiting>) -> PodStatus {
+    status_with(p, containers, waiting, &ProbeResults::default())
+}
+
+fn status_with(
+    p: &Pod,
+    containers: Vec<ContainerInfo>,
+    waiting: &BTreeMap<String, Waiting>,
+    probes: &ProbeResults,
+) -> PodStatus {
     let observed = Observed { sandboxes: vec![sandbox("s1", 0, true)], containers };
-    pod_status(p, &observed, &StatusContext { waiting, host_ip: "127.0.0.1", now: at(100) })
+    pod_status(p, &observed, &StatusContext { waiting, probes, host_ip: "127.0.0.1", now: at(100) })
 }
 
 fn cond<'a>(s: &'a PodStatus, t: &str) -> &'a PodCondition {
@@ -106,6 +116,73 @@ fn a_pull_failure_shows_err_image_pull_and_transition_times_hold() {
     let mut p2 = p.clone();
     p2.status = Some(first.clone());
     let observed = Observed { sandboxes: vec![sandbox("s1", 0, true)], containers: vec![] };
-    let again = pod_status(&p2, &observed, &StatusContext { waiting: &w, host_ip: "127.0.0.1", now: at(500) });
+    let again = pod_status(
+        &p2,
+        &observed,
+        &StatusContext { waiting: &w, probes: &ProbeResults::default(), host_ip: "127.0.0.1", now: at(500) },
+    );
     assert_eq!(again, first, "nothing changed, so the status compares equal");
+}
+
+#[test]
+fn probe_results_decide_started_and_ready() {
+    use ProbeKind::*;
+    use Verdict::*;
+    type Case = (&'static str, Vec<&'static str>, Vec<(ProbeKind, Verdict)>, bool, bool);
+    let cases: Vec<Case> = vec![
+        ("no probes", vec![], vec![], true, true),
+        ("readiness not passed yet", vec!["readinessProbe"], vec![], true, false),
+        ("readiness passed", vec!["readinessProbe"], vec![(Readiness, Success)], true, true),
+        ("readiness failed again", vec!["readinessProbe"], vec![(Readiness, Failure)], true, false),
+        ("startup pending", vec!["startupProbe", "livenessProbe"], vec![], false, false),
+        (
+            "startup pending gates a passed readiness",
+            vec!["startupProbe", "readinessProbe"],
+            vec![(Readiness, Success)],
+            false,
+            false,
+        ),
+        ("startup passed", vec!["startupProbe"], vec![(Startup, Success)], true, true),
+        ("liveness does not affect readiness", vec!["livenessProbe"], vec![(Liveness, Failure)], true, true),
+    ];
+    for (name, kinds, verdicts, started, ready) in cases {
+        let p = probed_pod("Always", &kinds);
+        let mut probes = ProbeResults::default();
+        for (kind, v) in verdicts {
+            probes.set("a-0", kind, v);
+        }
+        let s = status_with(&p, vec![container("a", 0, RunState::Running, 0, 0)], &BTreeMap::new(), &probes);
+        let c = &s.container_statuses.as_ref().expect("statuses")[0];
+        assert_eq!((c.started, c.ready), (Some(started), ready), "{name}");
+        assert_eq!(c.restart_count, 0, "{name}");
+        assert_eq!(s.phase.as_deref(), Some("Running"), "{name}");
+        let expected = if ready { "True" } else { "False" };
+        assert_eq!(cond(&s, "Ready").status, expected, "{name}");
+        assert_eq!(cond(&s, "ContainersReady").status, expected, "{name}");
+        if !ready {
+            assert_eq!(cond(&s, "Ready").message.as_deref(), Some("containers with unready status: [a]"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn an_exited_container_is_neither_started_nor_ready_whatever_its_results() {
+    let p = probed_pod("Never", &["readinessProbe"]);
+    let mut probes = ProbeResults::default();
+    probes.set("a-0", ProbeKind::Readiness, Verdict::Success);
+    let s = status_with(&p, vec![container("a", 0, RunState::Exited, 1, 3)], &BTreeMap::new(), &probes);
+    let c = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!((c.started, c.ready), (Some(false), false));
+}
+
+#[test]
+fn an_oom_killed_container_shows_oom_killed_with_exit_code_137() {
+    let p = pod("Never", &[], &["a"]);
+    let mut oom = container("a", 0, RunState::Exited, 137, 3);
+    oom.reason = "OOMKilled".into();
+    let s = status(&p, vec![oom], &BTreeMap::new());
+    let c = &s.container_statuses.as_ref().expect("statuses")[0];
+    let t = c.state.as_ref().and_then(|st| st.terminated.as_ref()).expect("terminated");
+    assert_eq!((t.reason.as_deref(), t.exit_code), (Some("OOMKilled"), 137));
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
 }

@@ -18,12 +18,17 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::backoff::BackOff;
 use super::env::{Downward, EnvInputs};
+use super::grace::StopReason;
 use super::image_ref::check_image_ref;
+use super::kill::{kill_container, kill_running, post_start_or_kill};
 use super::observed::{container_from_cri, run_state, sandbox_from_cri, ContainerInfo, Observed};
 use super::plan::{pull_key, Action, Plan, PullFailures, Waiting};
+use super::probe::action::pod_address;
+use super::probe::{ProbeEnv, ProbeManager, ProbeResults};
 use super::spec::{container_config, sandbox_config, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
+use crate::events::EventRecorder;
 use crate::metrics::{all_running, start_latency, AgentMetrics};
 use crate::objects::{pod_references, ObjectCache, ObjectRef, ObjectsView, Subscriptions};
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
@@ -57,6 +62,8 @@ pub struct WorkerEnv {
     pub allocatable_cpu_millis: i64,
     pub allocatable_memory_bytes: i64,
     pub metrics: Arc<AgentMetrics>,
+    /// Events about pods (probe failures, kills, hook failures).
+    pub events: EventRecorder,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -92,11 +99,15 @@ pub struct PodWorker {
     host_volumes: BTreeMap<String, HostVolume>,
     /// The pod was seen with all containers running (its start latency is recorded once, if at all).
     start_recorded: bool,
+    /// The probes of the pod's running containers; a changed result wakes the worker.
+    probes: ProbeManager,
 }
 
 impl PodWorker {
     pub fn new(env: Arc<WorkerEnv>, uid: String) -> Self {
+        let probes = ProbeManager::new(ProbeEnv { runtime: env.runtime.clone(), events: env.events.clone() });
         Self {
+            probes,
             backoff: BackOff::default(),
             pulls: PullFailures::new(),
             errors: BTreeMap::new(),
@@ -143,6 +154,7 @@ impl PodWorker {
                     changed = pod_rx.changed() => if changed.is_err() { return },
                     _ = tokio::time::sleep(wake) => {}
                     _ = objects_changed(&mut self.subscriptions) => debug!("a referenced object changed"),
+                    _ = self.probes.changed() => {}
                     _ = shutdown.changed() => return,
                 }
             }
@@ -154,6 +166,7 @@ impl PodWorker {
     async fn gone(&mut self) -> Result<(), RuntimeError> {
         info!("pod no longer exists: removing its sandboxes and containers");
         self.release_objects();
+        self.probes.stop_all();
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, ORPHAN_GRACE).await
     }
 
@@ -168,6 +181,7 @@ impl PodWorker {
             .max(0);
         info!(pod = %id.key(), grace_seconds = grace, "terminating pod");
         self.release_objects();
+        self.stop_containers(pod, &id).await?;
         let grace = Duration::from_secs(grace as u64);
         teardown(&self.env.runtime, &self.env.node, &self.env.root, &self.uid, grace).await?;
         let pods: Api<Pod> = Api::namespaced(self.env.client.clone(), &id.namespace);
@@ -208,7 +222,9 @@ impl PodWorker {
                     warn!(pod = %id.key(), error = %e, "updating volumes of a running pod");
                 }
                 for _ in 0..MAX_ROUNDS {
-                    plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, Timestamp::now());
+                    self.probes.update(pod, &observed, &self.pod_address(pod, &observed));
+                    let probes = self.probes.results();
+                    plan = super::plan::plan(pod, &observed, &self.backoff, &self.pulls, &probes, Timestamp::now());
                     if plan.actions.is_empty() {
                         break;
                     }
@@ -220,7 +236,10 @@ impl PodWorker {
         }
         let mut waiting = plan.waiting.clone();
         waiting.extend(self.errors.clone());
-        let ctx = StatusContext { waiting: &waiting, host_ip: &self.env.host_ip, now: Timestamp::now() };
+        self.probes.update(pod, &observed, &self.pod_address(pod, &observed));
+        let probes = self.probes.results();
+        let ctx =
+            StatusContext { waiting: &waiting, probes: &probes, host_ip: &self.env.host_ip, now: Timestamp::now() };
         let status = pod_status(pod, &observed, &ctx);
         if !self.start_recorded && all_running(&status) {
             self.start_recorded = true;
@@ -335,6 +354,12 @@ impl PodWorker {
                 }
                 Action::StartCreated { id: container } => runtime.start_container(container).await?,
                 Action::RemoveContainer { id: container } => runtime.remove_container(container).await?,
+                Action::KillContainer { id: container, name, reason } => {
+                    let specs = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+                    let Some(c) = specs.iter().find(|c| &c.name == name) else { continue };
+                    let address = self.pod_address(pod, observed);
+                    kill_container(&runtime, &self.env.events, pod, c, container, &address, *reason).await?;
+                }
                 Action::StartContainer { name, init, attempt, restart_of } => {
                     let Some(sandbox) = observed.ready_sandbox() else { continue };
                     let config =
@@ -416,6 +441,11 @@ impl PodWorker {
             warn!(pod = %id.key(), container = %c.name, error = %e, "starting container");
         } else {
             info!(pod = %id.key(), container = %c.name, attempt, id = %container_id, "container started");
+            let address = pod_address(pod, Some(&inputs.downward.pod_ip), &inputs.downward.host_ip);
+            let (runtime, events) = (&self.env.runtime, &self.env.events);
+            if let Some(waiting) = post_start_or_kill(runtime, events, pod, c, &container_id, &address).await {
+                self.errors.insert(c.name.clone(), waiting);
+            }
         }
         Ok(())
     }
@@ -448,6 +478,32 @@ impl PodWorker {
                 Err(Waiting { reason: "ErrImagePull".into(), message })
             }
         }
+    }
+
+    /// Where probes and hooks of `pod` connect: the node's IP for host-network pods, else the pod IP.
+    fn pod_address(&self, pod: &Pod, observed: &Observed) -> String {
+        pod_address(pod, observed.ready_sandbox().and_then(|s| s.ip.as_deref()), &self.env.host_ip)
+    }
+
+    /// Graceful termination of a deleted pod's containers: probes stop, every running container runs
+    /// its preStop hook and is stopped with the rest of the grace period (in parallel), then the
+    /// status shows them terminated (best effort: the pod is about to go).
+    async fn stop_containers(&mut self, pod: &Pod, id: &PodIdentity) -> Result<(), WorkerError> {
+        self.probes.stop_all();
+        let observed = self.observe().await?;
+        let address = self.pod_address(pod, &observed);
+        let runtime = &self.env.runtime;
+        for e in kill_running(runtime, &self.env.events, pod, &observed, &address, StopReason::Deletion).await {
+            warn!(pod = %id.key(), error = %e, "stopping container");
+        }
+        let observed = self.observe().await?;
+        let (waiting, probes) = (BTreeMap::new(), ProbeResults::default());
+        let ctx =
+            StatusContext { waiting: &waiting, probes: &probes, host_ip: &self.env.host_ip, now: Timestamp::now() };
+        if let Err(e) = self.send_status(pod, id, pod_status(pod, &observed, &ctx)).await {
+            debug!(error = %e, "status of a terminating pod");
+        }
+        Ok(())
     }
 
     async fn send_status(&mut self, pod: &Pod, id: &PodIdentity, status: PodStatus) -> Result<(), WorkerError> {
