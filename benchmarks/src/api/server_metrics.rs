@@ -16,8 +16,10 @@ use super::client::{ClientError, Connector};
 pub type SeriesKey = (String, Vec<(String, String)>);
 
 /// Which families are kept, and by which labels they are summed (other labels are dropped).
-const KEPT: [(&str, &[&str]); 3] = [
+const KEPT: [(&str, &[&str]); 5] = [
     ("apiserver_request_total", &["verb", "resource", "subresource"]),
+    ("apiserver_request_duration_seconds_sum", &["verb", "resource", "subresource"]),
+    ("apiserver_request_duration_seconds_count", &["verb", "resource", "subresource"]),
     ("gantry_controller_reconcile_total", &["controller", "result"]),
     ("gantry_controller_reconcile_duration_seconds_sum", &["controller"]),
 ];
@@ -96,6 +98,15 @@ impl MetricsSnapshot {
         MetricsSnapshot { values }
     }
 
+    /// The mean of histogram `name` (`<name>_sum / <name>_count`) per key of [`Self::family`].
+    pub fn means(&self, name: &str) -> BTreeMap<String, f64> {
+        let counts = self.family(&format!("{name}_count"));
+        self.family(&format!("{name}_sum"))
+            .into_iter()
+            .filter_map(|(k, sum)| counts.get(&k).filter(|c| **c > 0.0).map(|c| (k, sum / c)))
+            .collect()
+    }
+
     /// The values of family `name`, keyed by their kept label values joined with `/` (empty ones
     /// left out).
     pub fn family(&self, name: &str) -> BTreeMap<String, f64> {
@@ -161,6 +172,20 @@ gantry_controller_reconcile_duration_seconds_count{controller="replicaset"} 4
             [("deployment/error".to_string(), 1.0), ("replicaset/success".to_string(), 3.0)]
         );
         assert!(delta.family("apiserver_request_total").is_empty());
+    }
+
+    #[test]
+    fn histogram_means_divide_sums_by_counts() {
+        let mut s = MetricsSnapshot::default();
+        s.add_text(
+            r#"apiserver_request_duration_seconds_sum{resource="pods",subresource="status",verb="PATCH"} 3
+apiserver_request_duration_seconds_count{resource="pods",subresource="status",verb="PATCH"} 100
+apiserver_request_duration_seconds_sum{resource="pods",subresource="",verb="POST"} 1
+apiserver_request_duration_seconds_count{resource="pods",subresource="",verb="POST"} 0
+"#,
+        );
+        let means = s.means("apiserver_request_duration_seconds");
+        assert_eq!(means.into_iter().collect::<Vec<_>>(), [("PATCH/pods/status".to_string(), 0.03)]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct PhaseReport {
     pub reconcile_seconds: BTreeMap<String, f64>,
     /// API requests per `verb/resource[/subresource]` during the phase, all servers.
     pub api_requests: BTreeMap<String, f64>,
+    /// Their mean latency in milliseconds, as the servers measured it.
+    pub api_mean_latency_ms: BTreeMap<String, f64>,
 }
 
 fn secs(d: Option<Duration>) -> Option<f64> {
@@ -81,16 +83,18 @@ impl PhaseReport {
             reconciles: BTreeMap::new(),
             reconcile_seconds: BTreeMap::new(),
             api_requests: BTreeMap::new(),
+            api_mean_latency_ms: BTreeMap::new(),
         }
     }
 
     /// Writes requested during the phase (the API table's rows).
     fn writes(&self) -> BTreeMap<String, f64> {
-        self.api_requests
-            .iter()
-            .filter(|(k, _)| WRITE_VERBS.iter().any(|v| k.split('/').next() == Some(*v)))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
+        only_writes(&self.api_requests)
+    }
+
+    /// Mean latency of those writes.
+    fn write_latencies(&self) -> BTreeMap<String, f64> {
+        only_writes(&self.api_mean_latency_ms)
     }
 }
 
@@ -100,6 +104,14 @@ type Figure = fn(&PhaseReport) -> Option<f64>;
 type FigurePair = fn(&PhaseReport) -> (Option<f64>, Option<f64>);
 /// Reads a per-process, per-controller or per-request breakdown of a phase.
 type Breakdown = fn(&PhaseReport) -> BTreeMap<String, f64>;
+
+fn only_writes(per_request: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    per_request
+        .iter()
+        .filter(|(k, _)| WRITE_VERBS.iter().any(|v| k.split('/').next() == Some(*v)))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
 
 /// The whole result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -220,11 +232,12 @@ impl RolloutReport {
 
     fn render_costs(&self, out: &mut String) {
         let phases = self.phases();
-        let sections: [(&str, Breakdown, usize); 4] = [
+        let sections: [(&str, Breakdown, usize); 5] = [
             ("CPU seconds", |p| p.cpu_seconds.clone(), 1),
             ("reconcile passes (controller/result)", |p| p.reconciles.clone(), 0),
             ("seconds reconciling (controller)", |p| p.reconcile_seconds.clone(), 2),
             ("API writes (verb/resource/subresource)", PhaseReport::writes, 0),
+            ("  their mean latency at the server (ms)", PhaseReport::write_latencies, 1),
         ];
         for (title, get, decimals) in sections {
             let maps: Vec<BTreeMap<String, f64>> = phases.iter().map(|p| get(p)).collect();

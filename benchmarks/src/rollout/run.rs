@@ -305,6 +305,11 @@ where
         report.reconciles = delta.family("gantry_controller_reconcile_total");
         report.reconcile_seconds = delta.family("gantry_controller_reconcile_duration_seconds_sum");
         report.api_requests = delta.family("apiserver_request_total");
+        report.api_mean_latency_ms = delta
+            .means("apiserver_request_duration_seconds")
+            .into_iter()
+            .map(|(k, seconds)| (k, seconds * 1000.0))
+            .collect();
     }
     Ok(report)
 }
