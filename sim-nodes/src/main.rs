@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     let sim = SimNodes::start(client, config).await.context("starting simulated nodes")?;
+    // rollout-bench waits for this line: the nodes are registered and the pod watch has listed.
     tracing::info!(nodes = sim.node_names().len(), "running; stop with SIGINT or SIGTERM");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

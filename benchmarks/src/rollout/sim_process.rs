@@ -184,3 +184,28 @@ impl SimProcess {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_simulator_names_the_build_command() {
+        let err = locate(Some(Path::new("/nonexistent/gantry-sim-nodes"))).expect_err("missing binary");
+        let text = err.to_string();
+        assert!(text.contains("cargo build --release -p gantry-sim-nodes") && text.contains("--sim-bin"), "{text}");
+    }
+
+    #[test]
+    fn node_names_follow_the_simulator_prefix() {
+        let settings = SimSettings {
+            nodes: 3,
+            prefix: "n-".into(),
+            cpu: "1".into(),
+            memory: "1Gi".into(),
+            pods: 10,
+            log_level: "info".into(),
+        };
+        assert_eq!(settings.node_names(), ["n-0", "n-1", "n-2"]);
+    }
+}
