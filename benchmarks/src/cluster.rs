@@ -155,6 +155,11 @@ impl Cluster {
         }
     }
 
+    /// `(name, pid)` of every member.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.members.iter().map(|m| (m.name().to_string(), m.pid())).collect()
+    }
+
     /// Current memory figures of every member.
     pub fn memory(&self) -> Result<Vec<MemberMemory>, ClusterError> {
         self.members

@@ -125,8 +125,19 @@ impl GantryLauncher {
     }
 }
 
-/// Picks the candidate path of the binary, in priority order.
+/// Picks the candidate path of the store binary, in priority order.
 pub fn resolve_binary(
+    explicit: Option<&Path>,
+    env_dir: Option<OsString>,
+    exe_dir: Option<PathBuf>,
+) -> Option<(PathBuf, BinarySource)> {
+    resolve_named_binary(BINARY_NAME, explicit, env_dir, exe_dir)
+}
+
+/// Picks the candidate path of the workspace binary `name`: the explicit path, else `name` in
+/// `env_dir` (`$GANTRY_BIN_DIR`), else in `exe_dir` (beside the running benchmark).
+pub fn resolve_named_binary(
+    name: &str,
     explicit: Option<&Path>,
     env_dir: Option<OsString>,
     exe_dir: Option<PathBuf>,
@@ -135,9 +146,9 @@ pub fn resolve_binary(
         return Some((path.to_path_buf(), BinarySource::Flag));
     }
     if let Some(dir) = env_dir.filter(|d| !d.is_empty()) {
-        return Some((PathBuf::from(dir).join(BINARY_NAME), BinarySource::EnvDir));
+        return Some((PathBuf::from(dir).join(name), BinarySource::EnvDir));
     }
-    exe_dir.map(|d| (d.join(BINARY_NAME), BinarySource::ExeDir))
+    exe_dir.map(|d| (d.join(name), BinarySource::ExeDir))
 }
 
 fn replica_args(

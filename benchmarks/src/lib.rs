@@ -21,17 +21,21 @@
 //! - [`bench`]: the per-system benchmark sequence.
 //! - [`api`]: everything of `api-bench`.
 //! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
+//! - [`rollout`]: everything of `rollout-bench` (a large Deployment's creation and rolling update).
+//! - [`cpu`]: CPU time of processes, from `/proc`.
 
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod cluster;
+pub mod cpu;
 pub mod etcd;
 pub mod gantry;
 pub mod latency;
 pub mod ports;
 pub mod process;
 pub mod report;
+pub mod rollout;
 pub mod rss;
 pub mod sched;
 pub mod workload;

@@ -30,9 +30,15 @@ pub use sim::SimNodes;
 
 /// A client for the cluster in the kubeconfig at `path` (its current context).
 pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, SimError> {
+    client_from_kubeconfig_context(path, None).await
+}
+
+/// A client for the cluster of `context` (`None`: the current one) in the kubeconfig at `path`.
+pub async fn client_from_kubeconfig_context(path: &Path, context: Option<&str>) -> Result<kube::Client, SimError> {
     let kubeconfig =
         Kubeconfig::read_from(path).map_err(|source| SimError::Kubeconfig { path: path.to_path_buf(), source })?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..KubeConfigOptions::default() };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
         .map_err(|source| SimError::Kubeconfig { path: path.to_path_buf(), source })?;
     kube::Client::try_from(config).map_err(|source| SimError::Client { path: path.to_path_buf(), source })

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use gantry_sim_nodes::{client_from_kubeconfig, SimConfig, SimNodes};
+use gantry_sim_nodes::{client_from_kubeconfig_context, SimConfig, SimNodes};
 
 #[derive(Parser, Debug)]
 #[command(name = "gantry-sim-nodes", about = "Simulated Kubernetes nodes (no containers), in the manner of kwok")]
@@ -12,6 +12,9 @@ struct Args {
     /// Kubeconfig of the cluster to join.
     #[arg(long)]
     kubeconfig: PathBuf,
+    /// Context of the kubeconfig (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
     /// Number of nodes to simulate.
     #[arg(long)]
     nodes: usize,
@@ -38,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let client = client_from_kubeconfig(&args.kubeconfig).await?;
+    let client = client_from_kubeconfig_context(&args.kubeconfig, args.context.as_deref()).await?;
     let config = SimConfig {
         nodes: args.nodes,
         name_prefix: args.prefix,
@@ -48,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         ..SimConfig::default()
     };
     let sim = SimNodes::start(client, config).await.context("starting simulated nodes")?;
+    // rollout-bench waits for this line: the nodes are registered and the pod watch has listed.
     tracing::info!(nodes = sim.node_names().len(), "running; stop with SIGINT or SIGTERM");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

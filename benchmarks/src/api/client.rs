@@ -24,6 +24,10 @@ use tokio_rustls::TlsConnector;
 
 use super::kubeconfig::{Credentials, ResolvedKubeconfig, ServerAddress};
 
+/// Content type of request bodies.
+const JSON: &str = "application/json";
+/// Content type of JSON merge patches.
+const MERGE_PATCH: &str = "application/merge-patch+json";
 /// Longest response body quoted in an error.
 const ERROR_BODY_CHARS: usize = 300;
 
@@ -204,6 +208,7 @@ impl Connector {
         method: Method,
         path: &str,
         body: Bytes,
+        content_type: &str,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let addr = &self.servers[server];
         let uri = format!("{}{path}", addr.path_prefix);
@@ -214,7 +219,7 @@ impl Connector {
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, "api-bench");
         if !body.is_empty() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            builder = builder.header(header::CONTENT_TYPE, content_type);
         }
         if let Some(bearer) = &self.bearer {
             builder = builder.header(header::AUTHORIZATION, bearer);
@@ -240,10 +245,26 @@ impl ApiConnection {
         Ok(())
     }
 
-    /// Sends one request and reads the whole response; non-2xx answers are [`ClientError::Status`].
+    /// Sends one request (a JSON body, if any) and reads the whole response; non-2xx answers are
+    /// [`ClientError::Status`].
     pub async fn send(&mut self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+        self.send_as(method, path, body, JSON).await
+    }
+
+    /// `PATCH path` with a JSON merge patch (RFC 7386), returning the patched object's body.
+    pub async fn merge_patch(&mut self, path: &str, patch: Bytes) -> Result<Bytes, ClientError> {
+        self.send_as(Method::PATCH, path, patch, MERGE_PATCH).await
+    }
+
+    async fn send_as(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<Bytes, ClientError> {
         let timeout = self.connector.timeout;
-        match tokio::time::timeout(timeout, self.send_inner(method.clone(), path, body)).await {
+        match tokio::time::timeout(timeout, self.send_inner(method.clone(), path, body, content_type)).await {
             Ok(result) => result,
             Err(_) => {
                 // The connection may still carry the late answer: never reuse it.
@@ -253,9 +274,15 @@ impl ApiConnection {
         }
     }
 
-    async fn send_inner(&mut self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+    async fn send_inner(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<Bytes, ClientError> {
         let addr = self.connector.servers[self.server].authority();
-        let request = self.connector.request(self.server, method.clone(), path, body)?;
+        let request = self.connector.request(self.server, method.clone(), path, body, content_type)?;
         let sender = match &mut self.sender {
             Some(sender) if !sender.is_closed() => sender,
             _ => self.sender.insert(self.connector.dial(self.server).await?),
@@ -306,7 +333,7 @@ impl WatchStream {
         let server = index % connector.servers.len();
         let addr = connector.servers[server].authority();
         let mut sender = connector.dial(server).await?;
-        let request = connector.request(server, Method::GET, path, Bytes::new())?;
+        let request = connector.request(server, Method::GET, path, Bytes::new(), JSON)?;
         let response = async {
             sender.ready().await?;
             sender.send_request(request).await

@@ -13,6 +13,9 @@
 //! - [`list`]: pod preload and full/paged LISTs.
 //! - [`watch`]: watch-event delay with many watchers.
 //! - [`launcher`]: the self-started 3-replica cluster.
+//! - [`server_metrics`]: request and reconcile counters from the servers' `/metrics`.
+//! - [`target`]: the cluster a benchmark runs against (a kubeconfig's, or a self-started one).
+//! - [`watch_follow`]: a watch that resumes from its last resourceVersion (shared by the benches).
 //! - [`report`]: result rows, tables and JSON.
 //! - [`bench`]: the phase sequence and cleanup.
 
@@ -25,4 +28,7 @@ pub mod list;
 pub mod load;
 pub mod objects;
 pub mod report;
+pub mod server_metrics;
+pub mod target;
 pub mod watch;
+pub mod watch_follow;

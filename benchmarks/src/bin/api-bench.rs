@@ -2,14 +2,12 @@
 //!
 //! See `benchmarks/README.md` for what is measured and how to run it.
 
-use std::sync::Arc;
-
 use anyhow::{bail, Context as _};
 use clap::Parser as _;
 use gantry_benchmarks::api::bench::{self, Target};
 use gantry_benchmarks::api::cli::ApiArgs;
-use gantry_benchmarks::api::client::Connector;
-use gantry_benchmarks::api::{kubeconfig, launcher, objects};
+use gantry_benchmarks::api::objects;
+use gantry_benchmarks::api::target::{BenchTarget, TargetOptions};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 
 /// File descriptors needed besides one per connection.
@@ -46,45 +44,19 @@ fn raise_fd_limit(args: &ApiArgs) {
 }
 
 async fn run(args: ApiArgs) -> anyhow::Result<()> {
-    // Keeps the self-started cluster alive until the end (dropping it stops the replicas).
-    let mut started = None;
-    let target = match &args.kubeconfig {
-        Some(path) => {
-            let config = kubeconfig::load(path, args.context.as_deref())
-                .with_context(|| format!("cannot use kubeconfig {}", path.display()))?;
-            let connector = Connector::new(&config, args.request_timeout)?;
-            let processes = args.rss_pids.iter().flatten().map(|pid| (format!("pid {pid}"), *pid)).collect();
-            Target { connector: Arc::new(connector), self_started: false, processes }
-        }
-        None => {
-            eprintln!("no --kubeconfig: starting a 3-replica gantry cluster");
-            let cluster = launcher::start(
-                args.gantry_bin.as_deref(),
-                &args.server_log_level,
-                &args.work_dir,
-                args.startup_timeout,
-            )
-            .await
-            .context("cannot start a gantry cluster")?;
-            eprintln!(
-                "started {} (api {})",
-                cluster.binary.display(),
-                cluster.api_servers.iter().map(|s| s.authority()).collect::<Vec<_>>().join(", ")
-            );
-            let connector =
-                Connector::new(&cluster.kubeconfig, args.request_timeout)?.with_servers(cluster.api_servers.clone());
-            let mut processes: Vec<(String, u32)> = cluster
-                .cluster
-                .memory()
-                .context("cannot read the replicas' memory")?
-                .into_iter()
-                .map(|m| (m.member, m.pid))
-                .collect();
-            processes.extend(args.rss_pids.iter().flatten().map(|pid| (format!("pid {pid}"), *pid)));
-            started = Some(cluster);
-            Target { connector: Arc::new(connector), self_started: true, processes }
-        }
-    };
+    let cluster = BenchTarget::connect(&TargetOptions {
+        kubeconfig: args.kubeconfig.as_deref(),
+        context: args.context.as_deref(),
+        request_timeout: args.request_timeout,
+        gantry_bin: args.gantry_bin.as_deref(),
+        server_log_level: &args.server_log_level,
+        work_dir: &args.work_dir,
+        startup_timeout: args.startup_timeout,
+    })
+    .await?;
+    let mut processes = cluster.replica_pids();
+    processes.extend(args.rss_pids.iter().flatten().map(|pid| (format!("pid {pid}"), *pid)));
+    let target = Target { connector: cluster.connector.clone(), self_started: cluster.started.is_some(), processes };
 
     let namespace = objects::random_namespace();
     eprintln!("api-bench: namespace {namespace}");
@@ -100,9 +72,7 @@ async fn run(args: ApiArgs) -> anyhow::Result<()> {
         report.write_json(path).with_context(|| format!("failed to write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
-    if let Some(cluster) = started {
-        cluster.cluster.stop().context("failed to stop the gantry cluster")?;
-    }
+    cluster.stop().context("failed to stop the gantry cluster")?;
     if !report.failures.is_empty() {
         bail!("{} phase(s) failed", report.failures.len());
     }

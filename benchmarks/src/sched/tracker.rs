@@ -2,7 +2,7 @@
 //! showed it with `spec.nodeName`, the latency histogram and the per-second counts.
 //!
 //! The watch is a plain `?watch=1` stream of the benchmark namespace, reopened from the last seen
-//! resourceVersion when the server ends it.
+//! resourceVersion when the server ends it ([`follow`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
-use crate::api::client::{ClientError, Connector, WatchStream};
+use crate::api::client::{ClientError, Connector};
+use crate::api::watch_follow::{self, follow, Versioned};
 
 /// Highest latency the histogram tracks exactly (longer ones are clamped).
 const MAX_TRACKED: Duration = Duration::from_secs(3600);
@@ -62,19 +63,18 @@ pub struct Summary {
     pub latency_max_ms: f64,
 }
 
-#[derive(Deserialize)]
-struct WatchEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: WatchObject,
-}
-
 #[derive(Deserialize, Default)]
 struct WatchObject {
     #[serde(default)]
     metadata: Meta,
     #[serde(default)]
     spec: Spec,
+}
+
+impl Versioned for WatchObject {
+    fn resource_version(&self) -> Option<&str> {
+        Some(&self.metadata.resource_version)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -173,42 +173,22 @@ impl Tracker {
     }
 
     /// Follows the pods of `namespace` from `resource_version` until aborted, recording bindings.
-    pub async fn watch(self, connector: Arc<Connector>, namespace: String, mut resource_version: String) {
-        loop {
-            let path = format!("/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={resource_version}");
-            let mut stream = match WatchStream::open(&connector, 0, &path).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    eprintln!("warning: opening the pod watch failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            while let Ok(Some(line)) = stream.next_line().await {
-                let at = Instant::now();
-                let Ok(event) = serde_json::from_slice::<WatchEvent>(&line) else { continue };
-                if event.kind == "ERROR" {
-                    // Expired resourceVersion: resume from now (bindings in between are seen later
-                    // as MODIFIED events of the same pods, or missed, which lowers the count).
-                    resource_version.clear();
-                    break;
-                }
-                let object = event.object;
-                if !object.metadata.resource_version.is_empty() {
-                    resource_version = object.metadata.resource_version;
-                }
-                if object.spec.node_name.is_some_and(|n| !n.is_empty()) {
-                    self.bound(&object.metadata.name, at);
-                }
+    /// After an expired resourceVersion the watch resumes from now: bindings in between are seen
+    /// as the replayed pods, or missed, which lowers the count.
+    pub async fn watch(self, connector: Arc<Connector>, namespace: String, resource_version: String) {
+        let path = format!("/api/v1/namespaces/{namespace}/pods?watch=1");
+        follow(connector, 0, path, resource_version, |_, object: WatchObject, at| {
+            if object.spec.node_name.is_some_and(|n| !n.is_empty()) {
+                self.bound(&object.metadata.name, at);
             }
-        }
+        })
+        .await;
     }
 }
 
 /// The resourceVersion of the namespace's pod list, to start the watch from.
 pub async fn list_resource_version(connector: &Arc<Connector>, namespace: &str) -> Result<String, ClientError> {
-    let list = connector.connection(0).get_json(&format!("/api/v1/namespaces/{namespace}/pods?limit=1")).await?;
-    Ok(list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
+    watch_follow::list_resource_version(connector, &format!("/api/v1/namespaces/{namespace}/pods")).await
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! unhealthy old replicas first. Pure.
 
 use super::pass::Pass;
-use super::sets::{available, by_creation, spec_replicas};
+use super::sets::{available, available_within_spec, by_creation, spec_replicas};
 use super::strategy::max_unavailable;
 
 impl Pass {
@@ -65,12 +65,15 @@ impl Pass {
     }
 
     /// Scales old ReplicaSets down, oldest first, by as many replicas as are available beyond
-    /// `replicas - maxUnavailable` (upstream `scaleDownOldReplicaSetsForRollingUpdate`).
+    /// `replicas - maxUnavailable` (upstream `scaleDownOldReplicaSetsForRollingUpdate`). Unlike
+    /// upstream, a ReplicaSet's availability counts only up to its `spec.replicas`: a status not yet
+    /// updated after the previous scale-down still counts the pods being removed, and trusting it
+    /// took availability below the minimum (seen with `rollout-bench` at 1,000 replicas).
     fn scale_down_old(&mut self, old: &[usize]) -> i32 {
         let min_available = self.desired() - max_unavailable(&self.d);
         // Old ReplicaSets already at zero do not count, whatever their (possibly stale) status says.
         let counted = old.iter().copied().chain(self.new);
-        let available_now: i32 = counted.map(|i| available(&self.sets[i])).sum();
+        let available_now: i32 = counted.map(|i| available_within_spec(&self.sets[i])).sum();
         if available_now <= min_available {
             return 0;
         }

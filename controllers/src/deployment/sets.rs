@@ -26,6 +26,14 @@ pub fn available(rs: &ReplicaSet) -> i32 {
     rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
 }
 
+/// Available replicas that will still be there once the ReplicaSet controller has caught up with
+/// `spec.replicas`: at most the spec. Right after a scale-down the status still counts the pods being
+/// removed (until that controller's next pass), and counting them would let the rollout scale old
+/// ReplicaSets down twice for the same availability.
+pub fn available_within_spec(rs: &ReplicaSet) -> i32 {
+    available(rs).min(spec_replicas(rs))
+}
+
 pub fn ready(rs: &ReplicaSet) -> i32 {
     rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
 }

@@ -256,6 +256,43 @@ fn unhealthy_old_replicas_are_scaled_down_first() {
 }
 
 #[test]
+fn a_stale_old_status_does_not_count_pods_already_scaled_away() {
+    // 1,000 replicas, 25%/25%: at least 750 must stay available.
+    let pct = |s: &str| Some(IntOrString::String(s.into()));
+    let mut sim = Sim::new(deployment(1000, "nginx:1", pct("25%"), pct("25%")));
+    sim.converge(1250, 0);
+    sim.d.spec.as_mut().expect("spec").template = template("nginx:2");
+    sim.d.metadata.generation = Some(2);
+    let p = sim.plan();
+    sim.apply(&p);
+    // Late in the rollout: the old ReplicaSet was just scaled down to 159, but its controller has not
+    // written its status since, which still reports 236 available; the new one has 720 of 1,000.
+    let set = |sim: &mut Sim, image: &str, spec: i32, replicas: i32, avail: i32| {
+        let i = sim.sets.iter().position(|rs| sim_image(rs) == image).expect("replica set");
+        let rs = &mut sim.sets[i];
+        rs.spec.as_mut().expect("spec").replicas = Some(spec);
+        rs.status = Some(ReplicaSetStatus {
+            replicas,
+            available_replicas: Some(avail),
+            ready_replicas: Some(avail),
+            ..Default::default()
+        });
+    };
+    set(&mut sim, "nginx:1", 159, 236, 236);
+    set(&mut sim, "nginx:2", 1000, 1000, 720);
+    let p = sim.plan();
+    let down: Vec<(i32, i32)> = p.updates.iter().map(|u| (u.from, u.replicas)).collect();
+    // 159 old + 720 new will be available: 129 may go, leaving 30 + 720 = 750. Counting the 236 the
+    // stale status reports would have scaled the old ReplicaSet to 0, leaving 720.
+    assert_eq!(down, [(159, 30)]);
+}
+
+fn sim_image(rs: &ReplicaSet) -> &str {
+    let spec = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.spec.as_ref());
+    spec.and_then(|s| s.containers[0].image.as_deref()).unwrap_or_default()
+}
+
+#[test]
 fn rollback_reuses_the_old_replicaset_and_bumps_its_revision() {
     let mut sim = Sim::new(deployment(2, "nginx:1", int(1), int(0)));
     sim.converge(3, 0);
