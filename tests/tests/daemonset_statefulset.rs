@@ -13,7 +13,7 @@ use gantry_sim_nodes::{client_from_kubeconfig, SimConfig, SimNodes};
 use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use serde_json::json;
 
@@ -208,7 +208,9 @@ async fn ordered_ready_statefulset_creates_pods_strictly_in_order() {
     let watch = {
         let (pods, seen) = (pods.clone(), seen.clone());
         tokio::spawn(async move {
-            let stream = watcher(pods, watcher::Config::default().labels("app=web"));
+            // With back-off the stream waits between retries once the cluster is gone; without it, it
+            // retries in a busy loop that never yields, and the runtime cannot shut down at the end.
+            let stream = watcher(pods, watcher::Config::default().labels("app=web")).default_backoff();
             futures::pin_mut!(stream);
             while let Some(event) = stream.next().await {
                 let objects = match event {

@@ -13,7 +13,7 @@ use gantry_sim_nodes::{client_from_kubeconfig, SimConfig, SimNodes};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use serde_json::json;
 
@@ -95,7 +95,9 @@ fn spawn_pod_watch(pods: Api<Pod>) -> Arc<Mutex<PodWatch>> {
     let state = Arc::new(Mutex::new(PodWatch::default()));
     let s = state.clone();
     tokio::spawn(async move {
-        let stream = watcher(pods, watcher::Config::default().labels("app=web"));
+        // With back-off the stream waits between retries once the cluster is gone; without it, it
+        // retries in a busy loop that never yields, and the runtime cannot shut down at the end.
+        let stream = watcher(pods, watcher::Config::default().labels("app=web")).default_backoff();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             let mut w = s.lock().expect("watch state");
