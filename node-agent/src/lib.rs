@@ -21,6 +21,7 @@ pub mod objects;
 pub mod pod;
 pub mod runtime;
 pub mod server;
+pub mod services;
 pub mod volume;
 
 use std::sync::Arc;
