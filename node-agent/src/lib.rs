@@ -5,8 +5,9 @@
 //! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status, env
 //! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
 //! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
-//! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves) and
-//! [`events`] (the kubelet's core/v1 Events).
+//! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves),
+//! [`events`] (the kubelet's core/v1 Events), [`services`] (the cluster's Services joined with their
+//! endpoints) and [`proxy`] (the service proxy: an nftables table for ClusterIPs and NodePorts).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod node;
 pub mod objects;
 pub mod pod;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod services;
@@ -27,11 +29,12 @@ pub mod volume;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use config::Config;
+pub use config::{Config, ProxyMode};
 
 /// CRI calls other than pulls and stops must answer within this.
 pub const CRI_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +60,8 @@ pub enum AgentError {
     Tls(#[from] server::tls::TlsError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("service proxy: {0}")]
+    Proxy(#[from] proxy::NftError),
 }
 
 /// Reads a kubeconfig file into a client configuration.
@@ -71,13 +76,24 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
     Ok(kube::Client::try_from(kube_config(path).await?)?)
 }
 
+/// How long the service catalog waits for more Service and EndpointSlice changes before publishing:
+/// a rollout's burst of slice updates becomes one proxy sync, at this much added latency.
+pub const SERVICE_CATALOG_DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// Grace period given to containers stopped by [`cleanup`].
 pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
-/// Stops and removes everything this node created on the runtime and under its root directory;
-/// returns how many pods were removed. The API is not touched.
+/// Stops and removes everything this node created on the runtime and under its root directory, and
+/// deletes its service proxy table; returns how many pods were removed. The API is not touched.
 pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
     config.validate()?;
+    // First: it needs no runtime. Without nft there can be no table to delete.
+    let table = proxy::table_name(&config.node_name);
+    match proxy::Nft::default().delete_table(&table).await {
+        Ok(()) => info!(%table, "deleted the service proxy table"),
+        Err(proxy::NftError::Missing(_)) => {}
+        Err(e) => return Err(AgentError::Proxy(e)),
+    }
     let runtime = runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await?;
     let sandboxes = runtime.sandboxes(runtime::node_selector(&config.node_name)).await?;
     let mut uids: std::collections::BTreeSet<String> =
@@ -145,6 +161,25 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         node::heartbeat::PressureSource { fs_path: config.root_dir.clone(), thresholds },
     );
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
+    // The proxy needs no runtime: it starts before the agent waits for one.
+    let proxy = match config.proxy_mode {
+        ProxyMode::Nftables => {
+            let proxy = proxy::Proxy {
+                netfilter: proxy::Nft::default(),
+                table: proxy::table_name(&config.node_name),
+                metrics: proxy::ProxyMetrics::register(metrics.registry())?,
+                events: Some((recorder.clone(), node_reference(&config.node_name))),
+            };
+            for warning in proxy::host::apply(&proxy::host::required(std::path::Path::new("/proc/sys"))) {
+                warn!(%warning, "service proxy host setting");
+            }
+            let catalogs = services::feed::spawn(client.clone(), SERVICE_CATALOG_DEBOUNCE, shutdown.clone());
+            info!(table = %proxy.table, "service proxy running (nftables)");
+            Some(tokio::spawn(proxy.run(catalogs, shutdown.clone())))
+        }
+        ProxyMode::None => None,
+    };
     let runtime = loop {
         match runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await {
             Ok(runtime) => break runtime.with_metrics(metrics.clone()),
@@ -166,7 +201,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let server = tokio::spawn(server::run(state, tls, listener, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     }));
-    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
     let env = Arc::new(pod::worker::WorkerEnv {
         objects: objects::ObjectCache::new(client.clone()),
         host_paths: volume::HostPathPolicy { allowed_prefixes: config.allowed_host_paths.clone() },
@@ -184,10 +218,24 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;
+    if let Some(proxy) = proxy {
+        let _ = proxy.await;
+    }
     match server.await {
         Ok(Err(e)) => warn!(error = %e, "agent server stopped with an error"),
         Err(e) => warn!(error = %e, "agent server task failed"),
         Ok(Ok(())) => {}
     }
     Ok(())
+}
+
+/// The reference of Node `name` for events about it (upstream uses the name as its uid).
+fn node_reference(name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(name.into()),
+        uid: Some(name.into()),
+        ..Default::default()
+    }
 }
