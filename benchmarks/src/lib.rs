@@ -23,6 +23,8 @@
 //! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
 //! - [`rollout`]: everything of `rollout-bench` (a large Deployment's creation and rolling update).
 //! - [`cpu`]: CPU time of processes, from `/proc`.
+//! - [`svc`]: everything of `svc-bench` (the node agent's service proxy: resync, change → rule,
+//!   added latency).
 
 pub mod api;
 pub mod bench;
@@ -38,4 +40,5 @@ pub mod report;
 pub mod rollout;
 pub mod rss;
 pub mod sched;
+pub mod svc;
 pub mod workload;
