@@ -252,8 +252,12 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// Kills the agent and deletes its service proxy table, which outlives the process by design
+    /// (`gantry_node_agent::proxy::table_name`; a missing table is fine).
     fn drop(&mut self) {
         self.kill();
+        let table = format!("gantry-proxy-{}", self.config.node_name);
+        let _ = Command::new("nft").args(["delete", "table", "ip", &table]).output();
     }
 }
 

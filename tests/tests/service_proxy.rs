@@ -4,7 +4,8 @@
 //!   Service: a client pod fetching the ClusterIP 60 times gets answers from all three;
 //! - the ClusterIP answers the host (this test process), a NodePort answers on 127.0.0.1, a backend
 //!   reaching its own Service gets answers from itself too (hairpin), and a Service without
-//!   endpoints refuses connections (ICMP port-unreachable) instead of letting them hang;
+//!   endpoints refuses connections (ICMP port-unreachable) instead of letting them hang, and with
+//!   `sessionAffinity: ClientIP` every request of one client goes to the same pod;
 //! - a pod whose readiness probe fails stops receiving traffic;
 //! - scaled to 1 replica, all traffic goes to the remaining pod within 2 s of the others leaving the
 //!   EndpointSlice (measured from the slice watch event to the rule in the kernel);
@@ -37,6 +38,7 @@ const TABLE: &str = "gantry-proxy-svc-node";
 const WEB_IP: &str = "10.96.100.10";
 const NODEPORT_IP: &str = "10.96.100.11";
 const EMPTY_IP: &str = "10.96.100.12";
+const STICKY_IP: &str = "10.96.100.13";
 const WEB_CHAIN: &str = "svc-default/web/tcp/http";
 const APP: &str = "svc-web";
 
@@ -221,6 +223,9 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
     env.apply(work.path(), &service("web", WEB_IP, APP, None));
     env.apply(work.path(), &service("web-nodeport", NODEPORT_IP, APP, Some(node_port)));
     env.apply(work.path(), &service("empty", EMPTY_IP, "nothing-selects-this", None));
+    let mut sticky = service("sticky", STICKY_IP, APP, None);
+    sticky["spec"]["sessionAffinity"] = json!("ClientIP");
+    env.apply(work.path(), &sticky);
     let slices = watch_web_slices(&cluster.kubeconfig(), &url).await;
     let out = env.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     assert!(out.contains("successfully rolled out"), "{out}");
@@ -295,6 +300,23 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
     let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect_err("no endpoints");
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "{refused}");
 
+    // ClientIP affinity: one client, one pod (3 backends: all 20 alike by chance is 1 in 3^19).
+    wait_for(
+        Duration::from_secs(20),
+        "the sticky Service's rules",
+        || {
+            // With affinity the service chain goes to one chain per endpoint, `aep-.../<ip>/8080`.
+            let chain = nft(&["list", "chain", "ip", TABLE, "svc-default/sticky/tcp/http"])?;
+            ips.iter().all(|ip| chain.contains(&format!("/{ip}/8080"))).then_some(())
+        },
+        show,
+    )
+    .await;
+    let answers = answers_from_host(STICKY_IP, 80, 20);
+    println!("host → {STICKY_IP}:80 (ClientIP affinity), 20 requests: {answers:?}");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers.keys().all(|a| a.as_ref().is_some_and(|a| names.contains(a))), "{answers:?}");
+
     // A failing readiness probe takes the pod out of rotation.
     let (sick_name, sick_ip) = pods.iter().nth(1).map(|(n, ip)| (n.clone(), ip.clone())).expect("a pod");
     let failed_at = Instant::now();
@@ -346,7 +368,7 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
     assert_eq!(answers.get(&Some(remaining.0.clone())), Some(&20), "{answers:?}");
 
     // Deleted Services leave nothing behind.
-    env.ok(&["delete", "service", "web", "web-nodeport", "empty"]);
+    env.ok(&["delete", "service", "web", "web-nodeport", "empty", "sticky"]);
     let port_text = node_port.to_string();
     wait_for(
         Duration::from_secs(10),
@@ -354,7 +376,7 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
         || {
             let ruleset = nft(&["list", "ruleset"])?;
             let table = nft(&["list", "table", "ip", TABLE])?;
-            let gone = [WEB_IP, NODEPORT_IP, EMPTY_IP].iter().all(|ip| !ruleset.contains(ip))
+            let gone = [WEB_IP, NODEPORT_IP, EMPTY_IP, STICKY_IP].iter().all(|ip| !ruleset.contains(ip))
                 && ips.iter().all(|ip| !table.contains(ip.as_str()))
                 && !table.contains(&port_text)
                 && !table.contains("default/");
