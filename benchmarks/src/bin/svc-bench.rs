@@ -54,8 +54,8 @@ async fn main_async(args: SvcArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     stopped.context("failed to stop the gantry cluster")?;
-    if report.changes.missed > 0 {
-        bail!("{} changes never reached the kernel", report.changes.missed);
+    if !report.changes.missed.is_empty() {
+        bail!("{} changes were not seen in the kernel in time: {:?}", report.changes.missed.len(), report.changes.missed);
     }
     Ok(())
 }

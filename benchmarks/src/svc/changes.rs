@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gantry_node_agent::proxy::Nft;
 use serde::Serialize;
 
 use super::monitor::{MonitorError, RuleMonitor};
@@ -34,13 +35,23 @@ pub enum ChangeError {
 #[derive(Debug, Clone, Serialize)]
 pub struct ChangeFigures {
     pub changes: usize,
-    /// Changes whose rule did not show within the timeout.
-    pub missed: usize,
+    /// Changes whose rule `nft monitor` did not show within the timeout, with whether the kernel's
+    /// table held the new address afterwards (`nft monitor` can lose events when its socket overflows).
+    pub missed: Vec<MissedChange>,
     /// The patch request until its response.
     pub api: LatencySummary,
     /// The patch request until the rule in the kernel.
     pub to_rule: LatencySummary,
     pub to_rule_p90_ms: f64,
+}
+
+/// A change whose rule was not seen in time.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissedChange {
+    pub change: usize,
+    pub service: String,
+    pub address: String,
+    pub in_kernel_after_timeout: bool,
 }
 
 /// Settings of the phase.
@@ -61,13 +72,14 @@ pub fn service_of_change(n: usize, services: usize) -> usize {
 pub async fn measure(
     connector: &Arc<Connector>,
     namespace: &str,
+    table: &str,
     plan: ChangePlan,
 ) -> Result<ChangeFigures, ChangeError> {
     let mut monitor = RuleMonitor::start()?;
     let mut current: Vec<Vec<Ipv4Addr>> = (0..plan.services).map(|i| initial_endpoints(i, plan.endpoints)).collect();
     let mut conn = connector.connection(0);
     let (mut api, mut to_rule) = (LatencyRecorder::new()?, LatencyRecorder::new()?);
-    let mut missed = 0;
+    let mut missed = Vec::new();
     let changes = if plan.endpoints == 0 || plan.services == 0 { 0 } else { plan.changes };
     for n in 0..changes {
         let slot = Instant::now();
@@ -84,7 +96,13 @@ pub async fn measure(
         // Rules and elements print addresses followed by a space (`10.220.0.5 . 8080`).
         match monitor.wait_for(&format!("{address} "), plan.timeout).await {
             Some(at) => to_rule.record(at.saturating_duration_since(sent)),
-            None => missed += 1,
+            None => {
+                let chain = format!("svc-{namespace}/{name}/tcp/http");
+                let text = Nft::default().output(&["list", "chain", "ip", table, &chain]).await.unwrap_or_default();
+                let in_kernel_after_timeout = text.contains(&format!("{address} "));
+                eprintln!("  change {n} ({name}: {address}) not seen in time; in the kernel now: {in_kernel_after_timeout}");
+                missed.push(MissedChange { change: n, service: name, address: address.to_string(), in_kernel_after_timeout });
+            }
         }
         if (n + 1) % 50 == 0 {
             eprintln!("  {} changes, p50 {:.1} ms", n + 1, to_rule.summary().p50_ms);

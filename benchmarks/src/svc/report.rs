@@ -103,7 +103,7 @@ impl SvcReport {
              patch request → response:  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms\n  \
              patch request → rule:      p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms   (target p99 ≤ {CHANGE_TARGET_P99_MS:.0} ms)",
             c.changes,
-            c.missed,
+            c.missed.len(),
             c.api.p50_ms,
             c.api.p99_ms,
             c.api.max_ms,

@@ -117,7 +117,7 @@ async fn measure(
             interval: args.change_interval,
             timeout: args.change_timeout,
         };
-        let changes = changes::measure(connector, namespace, plan).await?;
+        let changes = changes::measure(connector, namespace, &table, plan).await?;
         let latency = if args.no_latency {
             None
         } else {
@@ -128,6 +128,9 @@ async fn measure(
     }
     .await;
     let log = agent.log_tail();
+    if result.as_ref().is_ok_and(|(_, c, _)| !c.missed.is_empty()) {
+        eprintln!("agent log (changes were missed):\n{log}");
+    }
     if let Err(e) = agent.stop() {
         eprintln!("warning: stopping the agent failed: {e}");
     }
