@@ -21,6 +21,7 @@
 //! - [`bench`]: the per-system benchmark sequence.
 //! - [`api`]: everything of `api-bench`.
 //! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
+//! - [`podstart`]: everything of `podstart-bench` (pod start latency on one node, against raw CRI).
 
 pub mod api;
 pub mod bench;
@@ -29,6 +30,7 @@ pub mod cluster;
 pub mod etcd;
 pub mod gantry;
 pub mod latency;
+pub mod podstart;
 pub mod ports;
 pub mod process;
 pub mod report;

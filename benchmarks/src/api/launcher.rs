@@ -20,6 +20,8 @@ use super::kubeconfig::{self, KubeconfigError, ResolvedKubeconfig, ServerAddress
 
 /// Name of the shared PKI directory inside the cluster's temp dir.
 const PKI_DIR: &str = "pki";
+/// The admin kubeconfig the first replica writes into the PKI directory.
+const KUBECONFIG_FILE: &str = "admin.kubeconfig";
 /// Timeout of one readiness probe request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -72,6 +74,8 @@ pub struct ApiCluster {
     pub cluster: Cluster,
     /// The admin kubeconfig written by the first replica.
     pub kubeconfig: ResolvedKubeconfig,
+    /// Where that kubeconfig is (for other processes, such as a node agent, to use).
+    pub kubeconfig_path: PathBuf,
     /// The API address of every replica.
     pub api_servers: Vec<ServerAddress>,
     /// Binary that was started.
@@ -127,7 +131,8 @@ pub async fn start(
     cluster.wait_ready(timeout).await?;
     let remaining = timeout.saturating_sub(started.elapsed());
     let kubeconfig = wait_for_api(&pki_dir, &api_servers, remaining).await?;
-    Ok(ApiCluster { cluster, kubeconfig, api_servers, binary })
+    let kubeconfig_path = pki_dir.join(KUBECONFIG_FILE);
+    Ok(ApiCluster { cluster, kubeconfig, kubeconfig_path, api_servers, binary })
 }
 
 async fn wait_for_api(
@@ -136,7 +141,7 @@ async fn wait_for_api(
     timeout: Duration,
 ) -> Result<ResolvedKubeconfig, LauncherError> {
     let deadline = Instant::now() + timeout;
-    let path = pki_dir.join("admin.kubeconfig");
+    let path = pki_dir.join(KUBECONFIG_FILE);
     let config = loop {
         match kubeconfig::load(&path, None) {
             Ok(config) => break config,

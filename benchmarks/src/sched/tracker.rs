@@ -1,17 +1,16 @@
 //! Create->bound bookkeeping of `sched-bench`: when each pod's create was sent, when a watch first
 //! showed it with `spec.nodeName`, the latency histogram and the per-second counts.
 //!
-//! The watch is a plain `?watch=1` stream of the benchmark namespace, reopened from the last seen
-//! resourceVersion when the server ends it.
+//! The watch is the shared pod watch of [`crate::api::pod_watch`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 
-use crate::api::client::{ClientError, Connector, WatchStream};
+use crate::api::client::Connector;
+use crate::api::pod_watch;
 
 /// Highest latency the histogram tracks exactly (longer ones are clamped).
 const MAX_TRACKED: Duration = Duration::from_secs(3600);
@@ -60,35 +59,6 @@ pub struct Summary {
     pub latency_p90_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
-}
-
-#[derive(Deserialize)]
-struct WatchEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: WatchObject,
-}
-
-#[derive(Deserialize, Default)]
-struct WatchObject {
-    #[serde(default)]
-    metadata: Meta,
-    #[serde(default)]
-    spec: Spec,
-}
-
-#[derive(Deserialize, Default)]
-struct Meta {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "resourceVersion")]
-    resource_version: String,
-}
-
-#[derive(Deserialize, Default)]
-struct Spec {
-    #[serde(default, rename = "nodeName")]
-    node_name: Option<String>,
 }
 
 impl Tracker {
@@ -173,42 +143,14 @@ impl Tracker {
     }
 
     /// Follows the pods of `namespace` from `resource_version` until aborted, recording bindings.
-    pub async fn watch(self, connector: Arc<Connector>, namespace: String, mut resource_version: String) {
-        loop {
-            let path = format!("/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={resource_version}");
-            let mut stream = match WatchStream::open(&connector, 0, &path).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    eprintln!("warning: opening the pod watch failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            while let Ok(Some(line)) = stream.next_line().await {
-                let at = Instant::now();
-                let Ok(event) = serde_json::from_slice::<WatchEvent>(&line) else { continue };
-                if event.kind == "ERROR" {
-                    // Expired resourceVersion: resume from now (bindings in between are seen later
-                    // as MODIFIED events of the same pods, or missed, which lowers the count).
-                    resource_version.clear();
-                    break;
-                }
-                let object = event.object;
-                if !object.metadata.resource_version.is_empty() {
-                    resource_version = object.metadata.resource_version;
-                }
-                if object.spec.node_name.is_some_and(|n| !n.is_empty()) {
-                    self.bound(&object.metadata.name, at);
-                }
+    pub async fn watch(self, connector: Arc<Connector>, namespace: String, resource_version: String) {
+        pod_watch::follow(connector, namespace, resource_version, move |event, at| {
+            if event.is_bound() {
+                self.bound(&event.name, at);
             }
-        }
+        })
+        .await;
     }
-}
-
-/// The resourceVersion of the namespace's pod list, to start the watch from.
-pub async fn list_resource_version(connector: &Arc<Connector>, namespace: &str) -> Result<String, ClientError> {
-    let list = connector.connection(0).get_json(&format!("/api/v1/namespaces/{namespace}/pods?limit=1")).await?;
-    Ok(list["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string())
 }
 
 #[cfg(test)]
