@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use gantry_cri_proto::runtime::{
     ContainerState, ContainerStatusRequest, CreateContainerRequest, ImageSpec, ImageStatusRequest,
@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use super::figures::{summarize, BatchFigures};
 use super::workload::{RawPod, IMAGE, RAW_CGROUP_DIR, RUN_LABEL};
 use crate::latency::{LatencyError, LatencySummary};
+use crate::sched::objects::rfc3339;
 
 /// Where cgroupfs hierarchies are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -59,6 +60,34 @@ pub struct RawBatch {
     pub start_container: LatencySummary,
     /// All pods removed at once: StopContainer request -> RemovePodSandbox answered.
     pub removal: BatchFigures,
+    /// Every pod's start, in request order.
+    pub pods: Vec<RawTimeline>,
+}
+
+/// One raw pod's start for the JSON report: when RunPodSandbox was sent (wall clock, to be matched
+/// with containerd's log) and when each call answered, in ms after that.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RawTimeline {
+    pub name: String,
+    /// RFC 3339 UTC with microseconds.
+    pub sent_at: String,
+    pub sandbox_ms: f64,
+    pub created_ms: f64,
+    pub started_ms: f64,
+}
+
+impl RawTimeline {
+    fn of(name: &str, t: &StartTimes, now: Instant, wall_now: SystemTime) -> Self {
+        let ms = |to: Instant| to.saturating_duration_since(t.begin).as_secs_f64() * 1000.0;
+        let wall = wall_now.checked_sub(now.saturating_duration_since(t.begin)).unwrap_or(wall_now);
+        Self {
+            name: name.to_string(),
+            sent_at: rfc3339(wall, true),
+            sandbox_ms: ms(t.sandbox_ready),
+            created_ms: ms(t.created),
+            started_ms: ms(t.started),
+        }
+    }
 }
 
 /// Instants of one pod's start.
@@ -213,7 +242,7 @@ impl RawRunner {
     }
 
     /// Removes the batch's pods at once and computes its figures.
-    async fn finish(&self, pods: Vec<(Started, StartTimes)>) -> Result<RawBatch, RawError> {
+    async fn finish(&self, mut pods: Vec<(Started, StartTimes)>) -> Result<RawBatch, RawError> {
         let mut tasks = JoinSet::new();
         for (started, _) in &pods {
             let (runner, started) = (self.clone(), started.clone());
@@ -223,6 +252,9 @@ impl RawRunner {
         while let Some(result) = tasks.join_next().await {
             removals.push(result??);
         }
+        pods.sort_by_key(|(_, t)| t.begin);
+        let (now, wall_now) = (Instant::now(), SystemTime::now());
+        let timelines = pods.iter().map(|(s, t)| RawTimeline::of(&s.pod.name, t, now, wall_now)).collect();
         let times: Vec<StartTimes> = pods.iter().map(|(_, t)| *t).collect();
         let intervals: Vec<(Instant, Instant)> = times.iter().map(|t| (t.begin, t.started)).collect();
         Ok(RawBatch {
@@ -231,6 +263,7 @@ impl RawRunner {
             create_container: summarize(times.iter().map(|t| t.created - t.sandbox_ready))?,
             start_container: summarize(times.iter().map(|t| t.started - t.created))?,
             removal: BatchFigures::from_intervals(&removals)?,
+            pods: timelines,
         })
     }
 

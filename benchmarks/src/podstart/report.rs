@@ -336,6 +336,7 @@ mod tests {
             create_container: l,
             start_container: l,
             removal: figures(1.0, 2.0, 3.0),
+            pods: Vec::new(),
         }
     }
 
