@@ -23,6 +23,7 @@
 //! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
 //! - [`rollout`]: everything of `rollout-bench` (a large Deployment's creation and rolling update).
 //! - [`cpu`]: CPU time of processes, from `/proc`.
+//! - [`podstart`]: everything of `podstart-bench` (pod start latency on one node, against raw CRI).
 
 pub mod api;
 pub mod bench;
@@ -32,6 +33,7 @@ pub mod cpu;
 pub mod etcd;
 pub mod gantry;
 pub mod latency;
+pub mod podstart;
 pub mod ports;
 pub mod process;
 pub mod report;
