@@ -21,7 +21,7 @@ use raft_store::mvcc::model::{
 use raft_store::Store;
 use serde_json::Value;
 
-use super::allocation::{held, plan_write, taken_cause, AllocError, Chooser, Origin, Pool, Resource, WritePlan};
+use super::allocation::{held, plan_write, taken_cause, AllocError, Chooser, Pool, Resource, WritePlan};
 use super::metrics::AllocatorMetrics;
 use super::ranges::ServiceRanges;
 use super::reservations::{self, Owner};
@@ -77,8 +77,8 @@ fn found(resp: Option<&ResponseOp>) -> Option<&raft_store::mvcc::model::KeyValue
     }
 }
 
-/// How many nested releases deleted their key.
-fn released_count(resp: &TxnResponse, first: usize) -> Vec<bool> {
+/// Which nested releases (from response `first` on) deleted their key.
+fn releases_done(resp: &TxnResponse, first: usize) -> Vec<bool> {
     resp.responses[first.min(resp.responses.len())..]
         .iter()
         .map(|r| matches!(r, ResponseOp::Txn(t) if t.succeeded))
@@ -186,7 +186,7 @@ impl ServiceAllocator {
                         release: plan
                             .release
                             .iter()
-                            .zip(released_count(&resp, releases_from))
+                            .zip(releases_done(&resp, releases_from))
                             .filter(|(_, done)| *done)
                             .map(|(r, _)| *r)
                             .collect(),
@@ -249,7 +249,7 @@ impl ServiceAllocator {
             return Ok(None);
         }
         if let Some(m) = &self.metrics {
-            for (r, done) in held.iter().zip(released_count(&resp, 1)) {
+            for (r, done) in held.iter().zip(releases_done(&resp, 1)) {
                 if done {
                     m.released(r.pool());
                 }
@@ -278,7 +278,7 @@ impl ServiceAllocator {
                 if kv.value == owner {
                     continue;
                 }
-                if let (Origin::Requested(_), Some(cause)) = (&claim.origin, taken_cause(claim)) {
+                if let Some(cause) = taken_cause(claim) {
                     return Err(ApiError::invalid("", "Service", &name, vec![cause]));
                 }
                 taken.insert(claim.resource);

@@ -198,8 +198,23 @@ pub fn desired_slices(addresses: &[SocketAddrV4]) -> Vec<EndpointSlice> {
         .collect()
 }
 
-/// What an Endpoints says, for comparing stored and desired ones.
-fn endpoints_content(e: &Endpoints) -> Vec<(Vec<(Option<String>, i32)>, Vec<String>)> {
+/// One Endpoints subset as far as the comparison of stored and desired ones goes.
+#[derive(Debug, PartialEq, Eq)]
+struct SubsetContent {
+    ports: Vec<(Option<String>, i32)>,
+    ips: Vec<String>,
+}
+
+/// A slice as far as the comparison of stored and desired ones goes.
+#[derive(Debug, PartialEq, Eq)]
+struct SliceContent {
+    address_type: String,
+    ports: Vec<(Option<String>, Option<i32>)>,
+    endpoints: Vec<Vec<String>>,
+    managed_by: Option<String>,
+}
+
+fn endpoints_content(e: &Endpoints) -> Vec<SubsetContent> {
     e.subsets
         .iter()
         .flatten()
@@ -207,18 +222,20 @@ fn endpoints_content(e: &Endpoints) -> Vec<(Vec<(Option<String>, i32)>, Vec<Stri
             let ports = s.ports.iter().flatten().map(|p| (p.name.clone(), p.port)).collect();
             let mut ips: Vec<String> = s.addresses.iter().flatten().map(|a| a.ip.clone()).collect();
             ips.sort();
-            (ports, ips)
+            SubsetContent { ports, ips }
         })
         .collect()
 }
 
-/// What a slice says, for comparing stored and desired ones.
-fn slice_content(s: &EndpointSlice) -> (String, Vec<(Option<String>, Option<i32>)>, Vec<Vec<String>>, Option<String>) {
-    let ports = s.ports.iter().flatten().map(|p| (p.name.clone(), p.port)).collect();
+fn slice_content(s: &EndpointSlice) -> SliceContent {
     let mut endpoints: Vec<Vec<String>> = s.endpoints.iter().map(|e| e.addresses.clone()).collect();
     endpoints.sort();
-    let managed = s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).cloned();
-    (s.address_type.clone(), ports, endpoints, managed)
+    SliceContent {
+        address_type: s.address_type.clone(),
+        ports: s.ports.iter().flatten().map(|p| (p.name.clone(), p.port)).collect(),
+        endpoints,
+        managed_by: s.metadata.labels.as_ref().and_then(|l| l.get(LABEL_MANAGED_BY)).cloned(),
+    }
 }
 
 /// Writes Endpoints and EndpointSlices for the replicas that are live now.

@@ -41,7 +41,7 @@ impl Env {
 async fn env(ranges: ServiceRanges) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut config = StoreConfig::new(1, &dir.path().join("data"), BTreeMap::from([(1, format!("127.0.0.1:{port}"))]));
+    let mut config = StoreConfig::new(1, dir.path().join("data"), BTreeMap::from([(1, format!("127.0.0.1:{port}"))]));
     config.heartbeat_interval = Duration::from_millis(50);
     config.election_timeout_min = Duration::from_millis(150);
     config.election_timeout_max = Duration::from_millis(300);
