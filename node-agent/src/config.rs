@@ -26,6 +26,8 @@ pub enum ConfigError {
     DnsListen(String),
     #[error("--dns-upstream entry {0:?} is not an IP address or IP:PORT")]
     DnsUpstream(String),
+    #[error("--dns-upstream entry {0} is the cluster DNS address itself: forwarded queries would come back")]
+    DnsUpstreamLoop(SocketAddr),
 }
 
 /// `gantry-node-agent` flags.
@@ -123,7 +125,9 @@ impl Config {
         crate::node::pressure::Thresholds::parse(&self.eviction_hard).map_err(ConfigError::EvictionHard)?;
         crate::dns::names::ClusterDomain::new(&self.cluster_domain)?;
         self.dns_listen_addr()?;
-        self.dns_upstreams()?;
+        if let Some(looping) = self.dns_upstreams()?.into_iter().find(|a| a.ip() == IpAddr::V4(self.cluster_dns)) {
+            return Err(ConfigError::DnsUpstreamLoop(looping));
+        }
         for p in &self.allowed_host_paths {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                 return Err(ConfigError::AllowedHostPath(p.clone()));
@@ -241,6 +245,7 @@ mod tests {
             (|c| c.cluster_domain = "Cluster.Local".into(), "--cluster-domain"),
             (|c| c.dns_listen = ":53".into(), "--dns-listen"),
             (|c| c.dns_upstream = vec!["dns.example".into()], "--dns-upstream"),
+            (|c| c.dns_upstream = vec!["10.96.0.10".into()], "--dns-upstream"),
         ];
         for (edit, flag) in cases {
             let mut config = parse(&[]).expect("parse");

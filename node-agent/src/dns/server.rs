@@ -149,15 +149,13 @@ impl DnsServer {
         let span = debug_span!("dns", %question, ?transport);
         let catalog = self.catalog.borrow().clone();
         let zone = Zone { domain: &self.domain, serial: self.serial };
+        let limit = match transport {
+            Transport::Udp => exchange::udp_limit(&request),
+            Transport::Tcp => usize::from(u16::MAX),
+        };
         let (reply, source) = match exchange::handle(&request, catalog.as_deref(), zone) {
             Step::Drop => return None,
-            Step::Reply(message) => {
-                let limit = match transport {
-                    Transport::Udp => exchange::udp_limit(&request),
-                    Transport::Tcp => usize::from(u16::MAX),
-                };
-                (self.encode(&request, &message, limit), "cluster")
-            }
+            Step::Reply(message) => (self.encode(&request, &message, limit), "cluster"),
             Step::Forward => {
                 let forwarded =
                     self.upstreams.forward(bytes, request.metadata.id, transport).instrument(span.clone()).await;
@@ -166,7 +164,7 @@ impl DnsServer {
                     Err(e) => {
                         span.in_scope(|| debug!(error = %e, "dns: forwarding failed"));
                         let failed = exchange::reply(&request, ResponseCode::ServFail);
-                        (self.encode(&request, &failed, exchange::udp_limit(&request)), "upstream")
+                        (self.encode(&request, &failed, limit), "upstream")
                     }
                 }
             }

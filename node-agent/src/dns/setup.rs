@@ -1,5 +1,6 @@
 //! From the agent's flags to a running cluster DNS: the server on `--dns-listen`, forwarding to
-//! `--dns-upstream` (or the host's non-loopback nameservers), and the redirect of `--cluster-dns` to it.
+//! `--dns-upstream` (or the host's non-loopback nameservers; behind systemd-resolved's stub, the
+//! resolvers it uses), and the redirect of `--cluster-dns` to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,9 @@ use super::upstream::Upstreams;
 use crate::config::{Config, ConfigError};
 use crate::metrics::AgentMetrics;
 use crate::services::ServiceCatalog;
+
+/// Where systemd-resolved lists the resolvers behind its loopback stub (127.0.0.53).
+pub const SYSTEMD_RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
 
 /// Deadline of one forwarded request at one upstream. Resolvers in pods give up after 5 s (glibc and
 /// musl defaults), so a dead first upstream still leaves time for the second.
@@ -50,6 +54,11 @@ impl DnsSetup {
         let mut upstreams = config.dns_upstreams()?;
         if upstreams.is_empty() {
             upstreams = host.default_upstreams(config.cluster_dns);
+        }
+        if upstreams.is_empty() {
+            // A host behind systemd-resolved names only its stub; the real resolvers are listed here.
+            let resolved = ResolvConf::read(std::path::Path::new(SYSTEMD_RESOLVED_UPSTREAMS)).unwrap_or_default();
+            upstreams = resolved.default_upstreams(config.cluster_dns);
         }
         let pod_network = config.pod_cidr.as_deref().and_then(|cidr| {
             let net = Ipv4Net::parse(cidr);
