@@ -5,14 +5,16 @@
 //! client), [`node`] (Node status, pure, and its heartbeat loop), [`pod`] (pure planning, status, env
 //! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
 //! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
-//! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves) and
-//! [`events`] (the kubelet's core/v1 Events).
+//! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves),
+//! [`events`] (the kubelet's core/v1 Events), [`services`] (the cluster's Services with their
+//! endpoints) and [`dns`] (cluster DNS answered from them, and the redirect pods reach it through).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
 //! CRI bindings come from `gantry-cri-proto`. The binary is `gantry-node-agent`.
 
 pub mod config;
+pub mod dns;
 pub mod events;
 pub mod machine;
 pub mod metrics;
@@ -37,6 +39,8 @@ pub use config::Config;
 pub const CRI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Image pulls may take this long.
 pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the service catalog gathers changes before publishing (DNS answers lag by at most this).
+pub const CATALOG_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,10 @@ pub enum AgentError {
     Tls(#[from] server::tls::TlsError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("cluster DNS: {0}")]
+    Dns(#[from] dns::DnsSetupError),
+    #[error("reading {path}: {source}")]
+    ResolvConf { path: String, source: std::io::Error },
 }
 
 /// Reads a kubeconfig file into a client configuration.
@@ -74,10 +82,14 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
 /// Grace period given to containers stopped by [`cleanup`].
 pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
-/// Stops and removes everything this node created on the runtime and under its root directory;
-/// returns how many pods were removed. The API is not touched.
+/// Stops and removes everything this node created on the runtime and under its root directory, and
+/// its cluster DNS redirect; returns how many pods were removed. The API is not touched.
 pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
     config.validate()?;
+    let table = dns::redirect::table_name(&config.node_name).map_err(dns::DnsSetupError::from)?;
+    if dns::redirect::remove(&table).await.map_err(dns::DnsSetupError::from)? {
+        info!(%table, "removed the cluster DNS redirect");
+    }
     let runtime = runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await?;
     let sandboxes = runtime.sandboxes(runtime::node_selector(&config.node_name)).await?;
     let mut uids: std::collections::BTreeSet<String> =
@@ -122,6 +134,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| AgentError::Listen { addr: listen.to_string(), source })?;
+    let host_resolv = dns::ResolvConf::read(&config.resolv_conf)
+        .map_err(|source| AgentError::ResolvConf { path: config.resolv_conf.display().to_string(), source })?;
+    let catalog = services::feed::spawn(client.clone(), CATALOG_DEBOUNCE, shutdown.clone());
+    let dns_server =
+        dns::DnsSetup::from_config(&config, &host_resolv)?.start(catalog, metrics.clone(), shutdown.clone()).await?;
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         ip: config.node_ip().to_string(),
@@ -181,9 +198,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         resync: config.pod_resync_seconds,
         metrics,
         events: recorder,
+        dns: pod::dns_config::PodDnsSettings {
+            cluster_dns: config.cluster_dns,
+            cluster_domain: config.cluster_domain.clone(),
+            host: host_resolv,
+        },
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;
+    let _ = dns_server.await;
     match server.await {
         Ok(Err(e)) => warn!(error = %e, "agent server stopped with an error"),
         Err(e) => warn!(error = %e, "agent server task failed"),

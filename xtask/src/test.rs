@@ -4,8 +4,9 @@
 //!    - needed now: `protobuf-compiler`, `clang`, `libclang-dev` (to build the gRPC bindings and
 //!      RocksDB), `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
 //!      etcdctl talks to our etcd-compatible API), `curl`, and for the node agent's tests on a real
-//!      runtime `containerd`, `runc`, `containernetworking-plugins`, `umoci`, `busybox-static`, `iproute2`;
-//!    - needed by later work (the service proxy), cheap to install now: `nftables`.
+//!      runtime `containerd`, `runc`, `containernetworking-plugins`, `umoci`, `busybox-static`, `iproute2`,
+//!      and `nftables` (the agent redirects the cluster DNS address to its DNS server with `nft`);
+//!    - needed by later work: none at the moment.
 //!
 //!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
 //!    Otherwise the command prints what to install and fails when a package needed now is missing
@@ -38,10 +39,11 @@ const REQUIRED: &[&str] = &[
     "umoci",
     "busybox-static",
     "iproute2",
+    "nftables",
 ];
 
-/// Debian packages that later work needs (the service proxy); installed when possible.
-const LATER: &[&str] = &["nftables"];
+/// Debian packages that later work needs; installed when possible.
+const LATER: &[&str] = &[];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
 const REQUIRED_COMMANDS: &[(&str, &str)] = &[
@@ -50,6 +52,7 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("etcd", "etcd-server"),
     ("etcdctl", "etcd-client"),
     ("curl", "curl"),
+    ("nft", "nftables"),
 ];
 
 /// Directory of the `gantry-control-plane` binary for process-level tests (read by the `tests` crate).

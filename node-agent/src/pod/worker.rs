@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::backoff::BackOff;
+use super::dns_config::PodDnsSettings;
 use super::env::{Downward, EnvInputs};
 use super::grace::StopReason;
 use super::image_ref::check_image_ref;
@@ -64,6 +65,8 @@ pub struct WorkerEnv {
     pub metrics: Arc<AgentMetrics>,
     /// Events about pods (probe failures, kills, hook failures).
     pub events: EventRecorder,
+    /// Cluster DNS and the host's resolver configuration, for pods' resolv.conf.
+    pub dns: PodDnsSettings,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -358,7 +361,8 @@ impl PodWorker {
                 }
                 Action::StopSandbox { id: sandbox } => runtime.stop_sandbox(sandbox).await?,
                 Action::CreateSandbox { attempt } => {
-                    let config = sandbox_config(pod, *attempt, &self.env.root, &self.env.node).map_err(spec_err)?;
+                    let config = sandbox_config(pod, *attempt, &self.env.root, &self.env.node, &self.env.dns)
+                        .map_err(spec_err)?;
                     let sandbox = runtime.run_sandbox(config, &format!("pod {}", id.key())).await?;
                     info!(pod = %id.key(), sandbox = %sandbox, attempt, "sandbox running");
                 }
@@ -372,8 +376,8 @@ impl PodWorker {
                 }
                 Action::StartContainer { name, init, attempt, restart_of } => {
                     let Some(sandbox) = observed.ready_sandbox() else { continue };
-                    let config =
-                        sandbox_config(pod, sandbox.attempt, &self.env.root, &self.env.node).map_err(spec_err)?;
+                    let config = sandbox_config(pod, sandbox.attempt, &self.env.root, &self.env.node, &self.env.dns)
+                        .map_err(spec_err)?;
                     let list = pod
                         .spec
                         .as_ref()
