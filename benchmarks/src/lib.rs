@@ -23,6 +23,7 @@
 //! - [`sched`]: everything of `sched-bench` (scheduler throughput and latency).
 //! - [`rollout`]: everything of `rollout-bench` (a large Deployment's creation and rolling update).
 //! - [`cpu`]: CPU time of processes, from `/proc`.
+//! - [`podstart`]: everything of `podstart-bench` (pod start latency on one node, against raw CRI).
 //! - [`svc`]: everything of `svc-bench` (the node agent's service proxy: resync, change → rule,
 //!   added latency).
 
@@ -34,6 +35,7 @@ pub mod cpu;
 pub mod etcd;
 pub mod gantry;
 pub mod latency;
+pub mod podstart;
 pub mod ports;
 pub mod process;
 pub mod report;

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use raft_store::config::{parse_cluster, DEFAULT_MAX_REQUEST_BYTES};
+
+use crate::api::auth::UserInfo;
+use crate::api::services::ranges::{DEFAULT_CLUSTER_IP_RANGE, DEFAULT_NODE_PORT_RANGE};
+use crate::api::services::{api_endpoints, repair, system_services, ClusterIpRange, NodePortRange, ServiceRanges};
 use raft_store::{ServeOptions, Store, StoreConfig, StoreError};
 use tokio::net::TcpListener;
 
@@ -70,6 +74,21 @@ pub struct ReplicaArgs {
     /// (upstream kube-controller-manager's flag): `40s`, `500ms`, `2m`, or plain seconds.
     #[arg(long, default_value = "40s", value_parser = parse_flag_duration)]
     pub node_monitor_grace_period: std::time::Duration,
+    /// IPv4 CIDR that Services' cluster IPs are allocated from (upstream kube-apiserver's flag); its
+    /// first address goes to the `kubernetes` Service, its tenth to `kube-dns`. At least a /28.
+    #[arg(long, default_value = DEFAULT_CLUSTER_IP_RANGE, value_parser = parse_cluster_ip_range)]
+    pub service_cluster_ip_range: ClusterIpRange,
+    /// Ports that NodePort and LoadBalancer Services' node ports are allocated from: `A-B` (or `A+N`).
+    #[arg(long, default_value = DEFAULT_NODE_PORT_RANGE, value_parser = parse_node_port_range)]
+    pub service_node_port_range: NodePortRange,
+}
+
+fn parse_cluster_ip_range(s: &str) -> Result<ClusterIpRange, String> {
+    ClusterIpRange::parse(s).map_err(|e| e.reason().to_string())
+}
+
+fn parse_node_port_range(s: &str) -> Result<NodePortRange, String> {
+    NodePortRange::parse(s).map_err(|e| e.reason().to_string())
 }
 
 /// A flag duration: a number with unit `ms`, `s`, `m` or `h`, or plain seconds.
@@ -164,14 +183,20 @@ pub async fn run_replica(
     });
     let api_task = api.map(|(listener, api_config)| {
         let store = store.clone();
-        let objects = crate::api::storage::ObjectStore::new(store.clone());
-        tokio::spawn(crate::api::namespace_cleanup::run_namespace_cleanup(objects.clone(), stopped()));
-        tokio::spawn(async move { crate::api::bootstrap::ensure_bootstrap_objects(&objects).await });
+        let api_address = announced_address(&listener).map_err(ReplicaError::Api)?;
+        let ranges = api_config.service_ranges;
         tracing::info!(address = %api_config.advertise_address, "serving the kubernetes api");
         let registry = prometheus::Registry::new();
         let controller_metrics = gantry_controllers::runtime::ControllerMetrics::register(&registry)
             .map_err(|e| ReplicaError::Api(std::io::Error::other(e)))?;
         let server = crate::api::ApiServer::new(api_config, store.clone(), registry).map_err(ReplicaError::Api)?;
+        let objects = server.objects().clone();
+        tokio::spawn(crate::api::namespace_cleanup::run_namespace_cleanup(objects.clone(), stopped()));
+        tokio::spawn(repair::run_repair(store.clone(), objects.services().clone(), stopped()));
+        tokio::spawn(async move { crate::api::bootstrap::ensure_bootstrap_objects(&objects).await });
+        let system = kube::Client::new(server.local_service(apiserver_user()), "default");
+        tokio::spawn(api_endpoints::run_identity_lease(system.clone(), args.node_id, api_address, stopped()));
+        tokio::spawn(system_services::run_while_leader(store.clone(), system, ranges, api_address.port(), stopped()));
         if !args.disable_controllers {
             let mut config = gantry_controllers::ManagerConfig::new(controller_metrics);
             config.node_monitor_grace_period = args.node_monitor_grace_period;
@@ -189,6 +214,26 @@ pub async fn run_replica(
     }
     tracing::info!("replica stopped");
     Ok(())
+}
+
+/// The identity this replica's own API tasks (its Lease, the bootstrap Services and the `kubernetes`
+/// endpoints) act as.
+fn apiserver_user() -> UserInfo {
+    UserInfo {
+        name: "system:apiserver".to_string(),
+        uid: String::new(),
+        groups: vec!["system:masters".to_string(), "system:authenticated".to_string()],
+    }
+}
+
+/// The API address other replicas and clients reach this one at: the bound address, with loopback
+/// for an unspecified host (as the advertised address).
+fn announced_address(listener: &TcpListener) -> std::io::Result<std::net::SocketAddr> {
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    }
+    Ok(addr)
 }
 
 /// TLS material, authentication and addresses for the Kubernetes API.
@@ -211,5 +256,9 @@ fn api_config(args: &ReplicaArgs, listen: &str, max_body_bytes: usize) -> Result
         max_body_bytes,
         advertise_address,
         kubelet_tls,
+        service_ranges: ServiceRanges {
+            cluster_ip: args.service_cluster_ip_range,
+            node_port: args.service_node_port_range,
+        },
     })
 }

@@ -1,7 +1,7 @@
 //! The agent's command line (a contract: tests and `cargo xtask up` start the binary with these flags)
 //! and its validation. Owns nothing else; must not touch the API or the runtime.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +20,14 @@ pub enum ConfigError {
     AllowedHostPath(PathBuf),
     #[error("--eviction-hard: {0}")]
     EvictionHard(String),
+    #[error("--cluster-domain: {0}")]
+    ClusterDomain(#[from] crate::dns::names::DomainError),
+    #[error("--dns-listen {0:?} is not HOST:PORT with an IP host")]
+    DnsListen(String),
+    #[error("--dns-upstream entry {0:?} is not an IP address or IP:PORT")]
+    DnsUpstream(String),
+    #[error("--dns-upstream entry {0} is the cluster DNS address itself: forwarded queries would come back")]
+    DnsUpstreamLoop(SocketAddr),
 }
 
 /// How the agent proxies Services (`--proxy-mode`).
@@ -75,8 +83,8 @@ pub struct Config {
     #[arg(long, default_value = crate::node::pressure::DEFAULT_EVICTION_HARD)]
     pub eviction_hard: String,
     /// Instead of running: stop and remove every sandbox and container this node created, with their
-    /// cgroups, volumes and logs, and delete the node's service proxy table, then exit (the API is not
-    /// touched). For taking a node apart.
+    /// cgroups, volumes and logs, its cluster DNS redirect and its service proxy (nftables tables), then
+    /// exit (the API is not touched). For taking a node apart.
     #[arg(long)]
     pub cleanup: bool,
     /// How often each pod worker re-reads the runtime when nothing else wakes it.
@@ -87,6 +95,24 @@ pub struct Config {
     /// proxy.
     #[arg(long, value_enum, default_value_t = ProxyMode::Nftables)]
     pub proxy_mode: ProxyMode,
+    /// The cluster DNS address: the nameserver of `ClusterFirst` pods, redirected (UDP and TCP port
+    /// 53) to this agent's DNS server by an nftables table of its own (the `kube-dns` Service's IP).
+    #[arg(long, default_value = "10.96.0.10")]
+    pub cluster_dns: Ipv4Addr,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Where the agent's DNS server listens (UDP and TCP); pods reach it through `--cluster-dns`.
+    #[arg(long, default_value = "0.0.0.0:10053")]
+    pub dns_listen: String,
+    /// Resolvers for names outside the cluster domain (comma-separated `IP` or `IP:PORT`). Default: the
+    /// nameservers of `--resolv-conf` other than loopback ones.
+    #[arg(long, value_delimiter = ',')]
+    pub dns_upstream: Vec<String>,
+    /// The host's resolver configuration: what `dnsPolicy: Default` pods get, the search domains
+    /// `ClusterFirst` pods add, and the default upstreams.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
 }
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {
@@ -111,6 +137,11 @@ impl Config {
             return Err(ConfigError::RootDir(self.root_dir.clone()));
         }
         crate::node::pressure::Thresholds::parse(&self.eviction_hard).map_err(ConfigError::EvictionHard)?;
+        crate::dns::names::ClusterDomain::new(&self.cluster_domain)?;
+        self.dns_listen_addr()?;
+        if let Some(looping) = self.dns_upstreams()?.into_iter().find(|a| a.ip() == IpAddr::V4(self.cluster_dns)) {
+            return Err(ConfigError::DnsUpstreamLoop(looping));
+        }
         for p in &self.allowed_host_paths {
             if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
                 return Err(ConfigError::AllowedHostPath(p.clone()));
@@ -122,6 +153,24 @@ impl Config {
     /// The parsed `--listen` address.
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| ConfigError::Listen(self.listen.clone()))
+    }
+
+    /// The parsed `--dns-listen` address.
+    pub fn dns_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.dns_listen.parse().map_err(|_| ConfigError::DnsListen(self.dns_listen.clone()))
+    }
+
+    /// The parsed `--dns-upstream` list (port 53 where none is given); empty when not set.
+    pub fn dns_upstreams(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.dns_upstream
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| ConfigError::DnsUpstream(s.clone()))
+            })
+            .collect()
     }
 
     /// The node's InternalIP: the listen host, or 127.0.0.1 when it listens on every address.
@@ -178,9 +227,20 @@ mod tests {
         assert_eq!(config.proxy_mode, ProxyMode::Nftables);
         assert_eq!(parse(&["--proxy-mode", "none"]).expect("parse").proxy_mode, ProxyMode::None);
         assert!(parse(&["--proxy-mode", "iptables"]).is_err());
+        assert_eq!(config.cluster_dns, Ipv4Addr::new(10, 96, 0, 10));
+        assert_eq!(config.cluster_domain, "cluster.local");
+        assert_eq!(config.dns_listen_addr().expect("dns listen"), "0.0.0.0:10053".parse().expect("addr"));
+        assert!(config.dns_upstreams().expect("upstreams").is_empty());
+        assert_eq!(config.resolv_conf, PathBuf::from("/etc/resolv.conf"));
         let config = parse(&["--allowed-host-paths", "/srv/data,/tmp"]).expect("parse");
         config.validate().expect("valid");
         assert_eq!(config.allowed_host_paths, [PathBuf::from("/srv/data"), PathBuf::from("/tmp")]);
+        let config = parse(&["--dns-upstream", "192.0.2.53,127.0.0.1:5353", "--cluster-domain", "corp.internal"])
+            .expect("parse");
+        config.validate().expect("valid");
+        let want: Vec<SocketAddr> =
+            vec!["192.0.2.53:53".parse().expect("addr"), "127.0.0.1:5353".parse().expect("addr")];
+        assert_eq!(config.dns_upstreams().expect("upstreams"), want);
     }
 
     #[test]
@@ -199,6 +259,10 @@ mod tests {
             (|c| c.root_dir = "relative".into(), "--root-dir"),
             (|c| c.allowed_host_paths = vec!["/srv/../etc".into()], "--allowed-host-paths"),
             (|c| c.eviction_hard = "memory.available<lots".into(), "--eviction-hard"),
+            (|c| c.cluster_domain = "Cluster.Local".into(), "--cluster-domain"),
+            (|c| c.dns_listen = ":53".into(), "--dns-listen"),
+            (|c| c.dns_upstream = vec!["dns.example".into()], "--dns-upstream"),
+            (|c| c.dns_upstream = vec!["10.96.0.10".into()], "--dns-upstream"),
         ];
         for (edit, flag) in cases {
             let mut config = parse(&[]).expect("parse");
@@ -207,5 +271,6 @@ mod tests {
             assert!(err.to_string().contains(flag), "{err}");
         }
         assert!(parse(&["--lease-renew-seconds", "0"]).is_err());
+        assert!(parse(&["--cluster-dns", "10.96.0"]).is_err());
     }
 }

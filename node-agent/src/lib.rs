@@ -7,13 +7,15 @@
 //! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
 //! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves),
 //! [`events`] (the kubelet's core/v1 Events), [`services`] (the cluster's Services joined with their
-//! endpoints) and [`proxy`] (the service proxy: an nftables table for ClusterIPs and NodePorts).
+//! endpoints), [`dns`] (cluster DNS answered from them, and the redirect pods reach it through) and
+//! [`proxy`] (the service proxy: an nftables table for ClusterIPs and NodePorts).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
 //! CRI bindings come from `gantry-cri-proto`. The binary is `gantry-node-agent`.
 
 pub mod config;
+pub mod dns;
 pub mod events;
 pub mod machine;
 pub mod metrics;
@@ -62,6 +64,10 @@ pub enum AgentError {
     Listen { addr: String, source: std::io::Error },
     #[error("service proxy: {0}")]
     Proxy(#[from] proxy::NftError),
+    #[error("cluster DNS: {0}")]
+    Dns(#[from] dns::DnsSetupError),
+    #[error("reading {path}: {source}")]
+    ResolvConf { path: String, source: std::io::Error },
 }
 
 /// Reads a kubeconfig file into a client configuration.
@@ -77,17 +83,22 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
 }
 
 /// How long the service catalog waits for more Service and EndpointSlice changes before publishing:
-/// a rollout's burst of slice updates becomes one proxy sync, at this much added latency.
+/// a rollout's burst of slice updates becomes one proxy sync (and DNS answers lag by at most this).
 pub const SERVICE_CATALOG_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// Grace period given to containers stopped by [`cleanup`].
 pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
 /// Stops and removes everything this node created on the runtime and under its root directory, and
-/// deletes its service proxy table; returns how many pods were removed. The API is not touched.
+/// its cluster DNS redirect and service proxy tables; returns how many pods were removed. The API is
+/// not touched.
 pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
     config.validate()?;
-    // First: it needs no runtime. Without nft there can be no table to delete.
+    // The tables first: they need no runtime. Without nft there can be no proxy table to delete.
+    let table = dns::redirect::table_name(&config.node_name).map_err(dns::DnsSetupError::from)?;
+    if dns::redirect::remove(&table).await.map_err(dns::DnsSetupError::from)? {
+        info!(%table, "removed the cluster DNS redirect");
+    }
     let table = proxy::table_name(&config.node_name);
     match proxy::Nft::default().delete_table(&table).await {
         Ok(()) => info!(%table, "deleted the service proxy table"),
@@ -138,6 +149,13 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| AgentError::Listen { addr: listen.to_string(), source })?;
+    let host_resolv = dns::ResolvConf::read(&config.resolv_conf)
+        .map_err(|source| AgentError::ResolvConf { path: config.resolv_conf.display().to_string(), source })?;
+    // One feed of the cluster's Services and endpoints serves the DNS server and the proxy.
+    let catalog = services::feed::spawn(client.clone(), SERVICE_CATALOG_DEBOUNCE, shutdown.clone());
+    let dns_server = dns::DnsSetup::from_config(&config, &host_resolv)?
+        .start(catalog.clone(), metrics.clone(), shutdown.clone())
+        .await?;
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         ip: config.node_ip().to_string(),
@@ -174,9 +192,8 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
             for warning in proxy::host::apply(&proxy::host::required(std::path::Path::new("/proc/sys"))) {
                 warn!(%warning, "service proxy host setting");
             }
-            let catalogs = services::feed::spawn(client.clone(), SERVICE_CATALOG_DEBOUNCE, shutdown.clone());
             info!(table = %proxy.table, "service proxy running (nftables)");
-            Some(tokio::spawn(proxy.run(catalogs, shutdown.clone())))
+            Some(tokio::spawn(proxy.run(catalog, shutdown.clone())))
         }
         ProxyMode::None => None,
     };
@@ -215,12 +232,18 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         resync: config.pod_resync_seconds,
         metrics,
         events: recorder,
+        dns: pod::dns_config::PodDnsSettings {
+            cluster_dns: config.cluster_dns,
+            cluster_domain: config.cluster_domain.clone(),
+            host: host_resolv,
+        },
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;
     if let Some(proxy) = proxy {
         let _ = proxy.await;
     }
+    let _ = dns_server.await;
     match server.await {
         Ok(Err(e)) => warn!(error = %e, "agent server stopped with an error"),
         Err(e) => warn!(error = %e, "agent server task failed"),

@@ -21,6 +21,8 @@ pub struct AgentMetrics {
     pod_start: Histogram,
     running_pods: IntGauge,
     running_containers: IntGaugeVec,
+    dns_requests: IntCounterVec,
+    dns_duration: HistogramVec,
 }
 
 impl AgentMetrics {
@@ -56,13 +58,41 @@ impl AgentMetrics {
             Opts::new("kubelet_running_containers", "Containers on this node by state (read at scrape time)."),
             &["container_state"],
         )?;
+        let dns_requests = IntCounterVec::new(
+            Opts::new(
+                "gantry_node_agent_dns_requests_total",
+                "Requests answered by the agent's cluster DNS server, by rcode (NOERROR, NXDOMAIN, SERVFAIL, ...) \
+                 and source (cluster: answered from Services; upstream: forwarded).",
+            ),
+            &["rcode", "source"],
+        )?;
+        let dns_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "gantry_node_agent_dns_request_duration_seconds",
+                "Seconds from a DNS request's arrival to its reply, by source (cluster or upstream).",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10)?),
+            &["source"],
+        )?;
         registry.register(Box::new(runtime_duration.clone()))?;
         registry.register(Box::new(runtime_errors.clone()))?;
         registry.register(Box::new(pod_syncs.clone()))?;
         registry.register(Box::new(pod_start.clone()))?;
         registry.register(Box::new(running_pods.clone()))?;
         registry.register(Box::new(running_containers.clone()))?;
-        Ok(Self { registry, runtime_duration, runtime_errors, pod_syncs, pod_start, running_pods, running_containers })
+        registry.register(Box::new(dns_requests.clone()))?;
+        registry.register(Box::new(dns_duration.clone()))?;
+        Ok(Self {
+            registry,
+            runtime_duration,
+            runtime_errors,
+            pod_syncs,
+            pod_start,
+            running_pods,
+            running_containers,
+            dns_requests,
+            dns_duration,
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -85,6 +115,12 @@ impl AgentMetrics {
     /// A pod reached "all containers running" for the first time, `seconds` after its creation.
     pub fn pod_started(&self, seconds: f64) {
         self.pod_start.observe(seconds.max(0.0));
+    }
+
+    /// One DNS request answered with `rcode` from `source` (`cluster` or `upstream`) after `seconds`.
+    pub fn dns_request(&self, rcode: &str, source: &str, seconds: f64) {
+        self.dns_requests.with_label_values(&[rcode, source]).inc();
+        self.dns_duration.with_label_values(&[source]).observe(seconds);
     }
 
     /// Sets the running gauges (the server calls this before rendering).
@@ -166,6 +202,7 @@ mod tests {
         m.pod_synced(true);
         m.pod_started(1.5);
         m.set_running(2, &[("running", 3)]);
+        m.dns_request("NXDOMAIN", "cluster", 0.001);
         let text = m.render().expect("render");
         for needle in [
             "kubelet_runtime_operations_duration_seconds_count{operation_type=\"ListContainers\"} 1",
@@ -174,6 +211,8 @@ mod tests {
             "kubelet_pod_start_duration_seconds_count 1",
             "kubelet_running_pods 2",
             "kubelet_running_containers{container_state=\"running\"} 3",
+            "gantry_node_agent_dns_requests_total{rcode=\"NXDOMAIN\",source=\"cluster\"} 1",
+            "gantry_node_agent_dns_request_duration_seconds_count{source=\"cluster\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -84,20 +84,13 @@ impl ProcessLock {
         }
     }
 
-    /// Takes the lock at `path`, polling until `timeout` elapses.
+    /// Takes the lock at `path`, polling until `timeout` elapses (on a blocking thread, so the
+    /// runtime keeps running meanwhile).
     pub async fn acquire(path: &Path, timeout: Duration) -> Result<Self, LockError> {
-        let start = Instant::now();
-        let mut file = Self::open(path)?;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Self { _lock: lock }),
-                Err((f, Errno::EWOULDBLOCK)) | Err((f, Errno::EINTR)) => file = f,
-                Err((_, source)) => return Err(LockError::Flock { path: path.to_path_buf(), source }),
-            }
-            if start.elapsed() >= timeout {
-                return Err(LockError::Timeout { path: path.to_path_buf(), waited: start.elapsed() });
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let owned = path.to_path_buf();
+        match tokio::task::spawn_blocking(move || Self::acquire_blocking(&owned, timeout)).await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
         }
     }
 

@@ -170,6 +170,9 @@ pub struct AgentConfig {
     pub root_dir: PathBuf,
     pub log: PathBuf,
     pub port: u16,
+    /// The agent's cluster DNS port (`--dns-listen 0.0.0.0:PORT`): a free one per agent, so two agents
+    /// on this machine do not compete for the default.
+    pub dns_port: u16,
     /// `--eviction-hard`: by default only a machine that is nearly out of memory, disk or pids puts
     /// the test node under pressure (the agent's own default, 10 % of the disk, trips on a full build
     /// machine and would taint the node).
@@ -179,22 +182,36 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
-    /// An agent named `node_name` with its root dir and log under `dir`, on a free port.
+    /// An agent named `node_name` with its root dir and log under `dir`, on free ports.
     pub fn new(kubeconfig: &Path, endpoint: &str, node_name: &str, dir: &Path) -> Self {
+        let ports = crate::free_ports(2).expect("free ports");
         Self {
             kubeconfig: kubeconfig.to_path_buf(),
             endpoint: endpoint.to_string(),
             node_name: node_name.to_string(),
             root_dir: dir.join(format!("agent-{node_name}")),
             log: dir.join(format!("agent-{node_name}.log")),
-            port: crate::free_port().expect("free port"),
+            port: ports[0],
+            dns_port: ports[1],
             eviction_hard: TEST_EVICTION_HARD.to_string(),
             extra_args: Vec::new(),
         }
     }
 }
 
-/// A `gantry-node-agent` process; SIGKILLed when dropped.
+/// The nftables table in which an agent redirects the cluster DNS address to its DNS port
+/// (`gantry-node-agent` names it so).
+pub fn dns_redirect_table(node_name: &str) -> String {
+    format!("gantry-dns-{node_name}")
+}
+
+/// The nftables table of an agent's service proxy (`gantry_node_agent::proxy::table_name`).
+pub fn proxy_table(node_name: &str) -> String {
+    format!("gantry-proxy-{node_name}")
+}
+
+/// A `gantry-node-agent` process; SIGKILLed when dropped, and its cluster DNS redirect and service
+/// proxy tables deleted (a killed agent leaves them, and they would catch later tests' traffic).
 pub struct AgentProcess {
     config: AgentConfig,
     child: Option<Child>,
@@ -218,6 +235,7 @@ impl AgentProcess {
             .arg(&c.root_dir)
             .args(["--listen", &format!("127.0.0.1:{}", c.port)])
             .args(["--eviction-hard", &c.eviction_hard])
+            .args(["--dns-listen", &format!("0.0.0.0:{}", c.dns_port)])
             .args(&c.extra_args)
             .env("RUST_LOG", "info,gantry_node_agent=debug")
             .stdin(Stdio::null())
@@ -252,12 +270,18 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
-    /// Kills the agent and deletes its service proxy table, which outlives the process by design
-    /// (`gantry_node_agent::proxy::table_name`; a missing table is fine).
+    /// Kills the agent and deletes its cluster DNS redirect and service proxy tables, which outlive
+    /// the process by design (a missing table is fine).
     fn drop(&mut self) {
         self.kill();
-        let table = format!("gantry-proxy-{}", self.config.node_name);
-        let _ = Command::new("nft").args(["delete", "table", "ip", &table]).output();
+        let node = &self.config.node_name;
+        for table in [dns_redirect_table(node), proxy_table(node)] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

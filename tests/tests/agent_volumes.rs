@@ -204,6 +204,12 @@ async fn volumes_and_env_sources_hold_the_right_content_and_bad_input_is_reporte
             "hostPath /etc is not allowed on this node",
         ),
         (
+            "missing-image",
+            json!({"container": {"image": "localhost/missing:1", "imagePullPolicy": "IfNotPresent"}}),
+            "ImagePullBackOff",
+            "Back-off pulling image \"localhost/missing:1\": ErrImagePull: ",
+        ),
+        (
             "bad-env",
             json!({"container": {"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]}}),
             "CreateContainerConfigError",
@@ -226,6 +232,13 @@ async fn volumes_and_env_sources_hold_the_right_content_and_bad_input_is_reporte
         let phase = env.pod(name).map(|p| p["status"]["phase"].clone()).unwrap_or_default();
         assert_eq!(phase, "Pending", "{name}");
     }
+    // The pull failure carries the runtime's own message, in the status and in a `Failed` event.
+    let events = env.get(&["events", "--field-selector", "involvedObject.name=missing-image"]).expect("events");
+    let failed = events["items"].as_array().into_iter().flatten().find(|e| e["reason"] == "Failed").cloned();
+    let failed = failed.unwrap_or_else(|| panic!("no Failed event for missing-image: {events}"));
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Failed to pull image \"localhost/missing:1\": "), "{message}");
+    assert!(message.contains("localhost/missing:1") && message.len() > 60, "runtime's message missing: {message}");
     let vols = env.pod("vols").expect("vols");
     assert_eq!(vols["status"]["phase"], "Running");
     assert_eq!(vols["status"]["containerStatuses"][0]["containerID"], container_id.as_str(), "vols was restarted");

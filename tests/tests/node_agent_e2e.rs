@@ -142,6 +142,16 @@ async fn node_agent_runs_pods_on_containerd() {
     }
     let web = env.pod("web").expect("web");
     assert_eq!(container0(&web)["containerID"].as_str(), Some(web_id.as_str()), "container replaced: {web}");
+    // The restarted agent keeps reporting: a pod created now gets its status.
+    env.create(work.path(), &busybox_pod("after", &["sleep", "3600"], "Always"));
+    wait_for(
+        Duration::from_secs(60),
+        "a pod created after the agent restart Running",
+        || env.pod("after").filter(|p| p["status"]["phase"] == "Running"),
+        || format!("{}\n{}", env.pod("after").unwrap_or_default(), agent.log_tail()),
+    )
+    .await;
+    env.k.ok(&env.url, &["delete", "pod", "after", "--wait=true", "--timeout=60s"]);
     assert_eq!(container0(&web)["restartCount"], 0);
     assert!(http_get(&ip, 8080, "/index.html").is_some_and(|b| b.contains("hello from gantry")));
 

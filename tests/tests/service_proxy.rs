@@ -1,7 +1,8 @@
 //! The node agent's service proxy (nftables) against a real containerd and a 3-replica control plane
 //! that runs the controllers (Deployment, ReplicaSet, EndpointSlice):
 //! - a Deployment of 3 busybox HTTP servers answering with their pod name behind a ClusterIP
-//!   Service: a client pod fetching the ClusterIP 60 times gets answers from all three;
+//!   Service: a client pod fetching `http://web.default.svc.cluster.local` 60 times (the agent's
+//!   cluster DNS gives the name, the proxy spreads the connections) gets answers from all three;
 //! - the ClusterIP answers the host (this test process), a NodePort answers on 127.0.0.1, a backend
 //!   reaching its own Service gets answers from itself too (hairpin), and a Service without
 //!   endpoints refuses connections (ICMP port-unreachable) instead of letting them hang, and with
@@ -12,7 +13,8 @@
 //! - deleted Services leave no rule mentioning their IP or port, and `gantry-node-agent --cleanup`
 //!   deletes the agent's table (which outlives the agent process).
 //!
-//! Services get `spec.clusterIP` and `nodePort` set explicitly (the API does not allocate them yet).
+//! Services ask for their `spec.clusterIP` and `nodePort`, so the kernel's rules can be searched for
+//! known values from the start (the API honours requested values).
 //! Needs root, containerd, runc, containernetworking-plugins, umoci, busybox-static and nftables.
 //! Build first: `cargo build -p control-plane -p gantry-node-agent --bins`.
 
@@ -36,6 +38,8 @@ const NODE: &str = "svc-node";
 /// `gantry_node_agent::proxy::table_name(NODE)`.
 const TABLE: &str = "gantry-proxy-svc-node";
 const WEB_IP: &str = "10.96.100.10";
+/// The `web` Service's name in the cluster DNS.
+const WEB_NAME: &str = "web.default.svc.cluster.local";
 const NODEPORT_IP: &str = "10.96.100.11";
 const EMPTY_IP: &str = "10.96.100.12";
 const STICKY_IP: &str = "10.96.100.13";
@@ -250,7 +254,7 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
     println!("host → {WEB_IP}:80, 30 requests: {answers:?}");
     assert_eq!(answers.get(&None), None, "every request answered: {answers:?}");
 
-    // A client pod fetches the ClusterIP 60 times.
+    // A client pod fetches the Service by its DNS name 60 times (`ClusterFirst`: the agent's DNS).
     let client = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "svc-client", "namespace": "default"},
@@ -259,7 +263,7 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
             "containers": [{
                 "name": "client", "image": gantry_tests::images::BUSYBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
                 "command": ["sh", "-c", format!(
-                    "for i in $(seq 60); do timeout 5 wget -qO- http://{WEB_IP}/ || echo FAILED; done; echo DONE")]
+                    "for i in $(seq 60); do timeout 5 wget -qO- http://{WEB_NAME}/ || echo FAILED; done; echo DONE")]
             }]
         }
     });
@@ -273,7 +277,7 @@ async fn services_reach_ready_endpoints_through_the_node_proxy() {
     .await;
     let logs = env.ok(&["logs", "svc-client"]);
     let counts = count_lines(&logs, &names);
-    println!("client pod → {WEB_IP}:80, 60 requests: {counts:?}");
+    println!("client pod → http://{WEB_NAME}/, 60 requests: {counts:?}");
     assert!(logs.contains("DONE"), "{logs}");
     assert_eq!(counts.get(&None), None, "only pod names answered: {logs}");
     assert_eq!(counts.values().sum::<usize>(), 60, "{logs}");

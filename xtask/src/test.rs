@@ -5,7 +5,8 @@
 //!      RocksDB), `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
 //!      etcdctl talks to our etcd-compatible API), `curl`, and for the node agent's tests on a real
 //!      runtime `containerd`, `runc`, `containernetworking-plugins`, `umoci`, `busybox-static`, `iproute2`,
-//!      and `nftables` (the node agent's service proxy programs the packet filter with `nft`).
+//!      and `nftables` (the node agent's service proxy and its cluster DNS redirect program the packet
+//!      filter with `nft`).
 //!
 //!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
 //!    Otherwise the command prints what to install and fails when a package is missing.

@@ -74,7 +74,7 @@ pub struct ApiCluster {
     pub cluster: Cluster,
     /// The admin kubeconfig written by the first replica.
     pub kubeconfig: ResolvedKubeconfig,
-    /// Where that kubeconfig is (for tools started beside the benchmark).
+    /// Where that kubeconfig is (for other processes, such as a node agent, to use).
     pub kubeconfig_path: PathBuf,
     /// The API address of every replica.
     pub api_servers: Vec<ServerAddress>,

@@ -9,6 +9,7 @@
 //! - [`kubeconfig`]: YAML/JSON kubeconfig parsing and context resolution.
 //! - [`client`]: keep-alive HTTPS connections and watch streams (hyper 1 + tokio-rustls).
 //! - [`objects`]: the ConfigMap, Pod and Namespace bodies and REST paths.
+//! - [`pod_watch`]: a reconnecting pod watch, decoded (shared with `sched-bench` and `podstart-bench`).
 //! - [`load`]: closed-loop creates/gets and open-loop creates.
 //! - [`list`]: pod preload and full/paged LISTs.
 //! - [`watch`]: watch-event delay with many watchers.
@@ -27,6 +28,7 @@ pub mod launcher;
 pub mod list;
 pub mod load;
 pub mod objects;
+pub mod pod_watch;
 pub mod report;
 pub mod server_metrics;
 pub mod target;

@@ -55,7 +55,11 @@ async fn main_async(args: SvcArgs) -> anyhow::Result<()> {
     }
     stopped.context("failed to stop the gantry cluster")?;
     if !report.changes.missed.is_empty() {
-        bail!("{} changes were not seen in the kernel in time: {:?}", report.changes.missed.len(), report.changes.missed);
+        bail!(
+            "{} changes were not seen in the kernel in time: {:?}",
+            report.changes.missed.len(),
+            report.changes.missed
+        );
     }
     Ok(())
 }

@@ -13,9 +13,10 @@ use tokio::task::JoinSet;
 use super::cli::SchedArgs;
 use super::nodes::{self, NodesError};
 use super::objects::{self, NodeShape};
-use super::tracker::{list_resource_version, Summary, Tracker};
+use super::tracker::{Summary, Tracker};
 use crate::api::client::{ClientError, Connector};
 use crate::api::objects::{namespace_body, random_namespace};
+use crate::api::pod_watch::list_resource_version;
 
 /// Failures that end the benchmark.
 #[derive(Debug, thiserror::Error)]

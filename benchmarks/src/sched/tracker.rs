@@ -1,18 +1,16 @@
 //! Create->bound bookkeeping of `sched-bench`: when each pod's create was sent, when a watch first
 //! showed it with `spec.nodeName`, the latency histogram and the per-second counts.
 //!
-//! The watch is a plain `?watch=1` stream of the benchmark namespace, reopened from the last seen
-//! resourceVersion when the server ends it ([`follow`]).
+//! The watch is the shared pod watch of [`crate::api::pod_watch`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 
-use crate::api::client::{ClientError, Connector};
-use crate::api::watch_follow::{self, follow, Versioned};
+use crate::api::client::Connector;
+use crate::api::pod_watch;
 
 /// Highest latency the histogram tracks exactly (longer ones are clamped).
 const MAX_TRACKED: Duration = Duration::from_secs(3600);
@@ -61,34 +59,6 @@ pub struct Summary {
     pub latency_p90_ms: f64,
     pub latency_p99_ms: f64,
     pub latency_max_ms: f64,
-}
-
-#[derive(Deserialize, Default)]
-struct WatchObject {
-    #[serde(default)]
-    metadata: Meta,
-    #[serde(default)]
-    spec: Spec,
-}
-
-impl Versioned for WatchObject {
-    fn resource_version(&self) -> Option<&str> {
-        Some(&self.metadata.resource_version)
-    }
-}
-
-#[derive(Deserialize, Default)]
-struct Meta {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "resourceVersion")]
-    resource_version: String,
-}
-
-#[derive(Deserialize, Default)]
-struct Spec {
-    #[serde(default, rename = "nodeName")]
-    node_name: Option<String>,
 }
 
 impl Tracker {
@@ -173,22 +143,14 @@ impl Tracker {
     }
 
     /// Follows the pods of `namespace` from `resource_version` until aborted, recording bindings.
-    /// After an expired resourceVersion the watch resumes from now: bindings in between are seen
-    /// as the replayed pods, or missed, which lowers the count.
     pub async fn watch(self, connector: Arc<Connector>, namespace: String, resource_version: String) {
-        let path = format!("/api/v1/namespaces/{namespace}/pods?watch=1");
-        follow(connector, 0, path, resource_version, |_, object: WatchObject, at| {
-            if object.spec.node_name.is_some_and(|n| !n.is_empty()) {
-                self.bound(&object.metadata.name, at);
+        pod_watch::follow(connector, namespace, resource_version, move |event, at| {
+            if event.is_bound() {
+                self.bound(&event.name, at);
             }
         })
         .await;
     }
-}
-
-/// The resourceVersion of the namespace's pod list, to start the watch from.
-pub async fn list_resource_version(connector: &Arc<Connector>, namespace: &str) -> Result<String, ClientError> {
-    watch_follow::list_resource_version(connector, &format!("/api/v1/namespaces/{namespace}/pods")).await
 }
 
 #[cfg(test)]

@@ -100,8 +100,15 @@ pub async fn measure(
                 let chain = format!("svc-{namespace}/{name}/tcp/http");
                 let text = Nft::default().output(&["list", "chain", "ip", table, &chain]).await.unwrap_or_default();
                 let in_kernel_after_timeout = text.contains(&format!("{address} "));
-                eprintln!("  change {n} ({name}: {address}) not seen in time; in the kernel now: {in_kernel_after_timeout}");
-                missed.push(MissedChange { change: n, service: name, address: address.to_string(), in_kernel_after_timeout });
+                eprintln!(
+                    "  change {n} ({name}: {address}) not seen in time; in the kernel now: {in_kernel_after_timeout}"
+                );
+                missed.push(MissedChange {
+                    change: n,
+                    service: name,
+                    address: address.to_string(),
+                    in_kernel_after_timeout,
+                });
             }
         }
         if (n + 1) % 50 == 0 {

@@ -1,6 +1,7 @@
 //! What every write does to an object between decoding the request and storing it: the schema check
 //! `fieldValidation` asks for (unknown fields refused, warned about or dropped), per-kind defaults,
-//! system fields, and per-kind validation. Invalid objects are refused before anything is stored.
+//! system fields, the Service strategy (linked cluster IP fields, allocated values kept, fields of
+//! another type dropped), and per-kind validation. Invalid objects are refused before anything is stored.
 //!
 //! Pure; must not depend on the store or HTTP.
 
@@ -8,6 +9,7 @@ use serde_json::Value;
 
 use super::objects::{self, SystemFields};
 use super::resources::ResourceDef;
+use super::services;
 use super::status::ApiError;
 use super::validation::{self, ValidationError};
 
@@ -67,6 +69,9 @@ pub fn admit_new(def: &ResourceDef, obj: &mut Value, sys: &SystemFields) -> Resu
     if def.group == "batch" && def.kind == "Job" {
         validation::generate_job_selector(obj);
     }
+    if services::is_services(def) {
+        services::strategy::prepare_create(obj);
+    }
     refuse_invalid(def, &name, validation::validate_object(def.group, def.kind, obj, None))?;
     Ok(name)
 }
@@ -82,6 +87,9 @@ pub fn admit_changed(
 ) -> Result<(), ApiError> {
     validation::default_object(def.group, def.kind, next);
     objects::prepare_update(def, current, next, subresource);
+    if services::is_services(def) {
+        services::strategy::prepare_update(current, next);
+    }
     let mut causes = objects::validate_labels(next);
     causes.extend(validation::validate_object(def.group, def.kind, next, Some(current)));
     refuse_invalid(def, name, causes)

@@ -96,7 +96,8 @@ impl Handlers {
             }
             let next = self.admit_applied(req, &current, merged)?;
             if dry {
-                return Ok(JsonReply { code: 200, body: next, warnings });
+                let previewed = self.objects.preview_write(def, Some(&current), next).await?;
+                return Ok(JsonReply { code: 200, body: previewed, warnings });
             }
             if super::handlers::same_content(&current, &next) {
                 return Ok(JsonReply { code: 200, body: current, warnings });

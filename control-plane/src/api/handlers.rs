@@ -285,7 +285,8 @@ impl Handlers {
             apply::track_update(None, &mut obj, &manager, "Update", &def.api_version(), &sys.now);
         }
         if dry_run {
-            return Ok(JsonReply { code: 201, body: obj, warnings: Vec::new() });
+            let previewed = self.objects.preview_write(def, None, obj).await?;
+            return Ok(JsonReply { code: 201, body: previewed, warnings: Vec::new() });
         }
         let created = self.objects.create(def, req.ns(), &name, obj).await?;
         Ok(JsonReply { code: 201, body: created, warnings: Vec::new() })
@@ -442,7 +443,7 @@ impl Handlers {
             }
             let next = transform(&current)?;
             if dry_run {
-                return Ok(next);
+                return self.objects.preview_write(def, Some(&current), next).await;
             }
             if same_content(&current, &next) {
                 // A no-op write keeps the resourceVersion, like upstream.

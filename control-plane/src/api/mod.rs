@@ -24,6 +24,7 @@ pub mod resources;
 pub mod router;
 pub mod selector;
 pub mod server;
+pub mod services;
 pub mod status;
 pub mod storage;
 pub mod subresources;

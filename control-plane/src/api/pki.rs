@@ -22,10 +22,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -501,75 +501,6 @@ fn finish_certificate(cert: &[u8], issuer: &[u8], subject: Option<&[u8]>, ca_key
 const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
 const OID_ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
 
-/// Minimal DER reading and writing, enough to edit rcgen's output.
-mod der {
-    pub const SEQUENCE: u8 = 0x30;
-    pub const SET: u8 = 0x31;
-    pub const BIT_STRING: u8 = 0x03;
-    pub const OID: u8 = 0x06;
-    pub const UTF8_STRING: u8 = 0x0c;
-    /// `[0] EXPLICIT`, the version field of a TBSCertificate.
-    pub const VERSION_TAG: u8 = 0xa0;
-
-    /// One DER element.
-    pub struct Tlv<'a> {
-        pub tag: u8,
-        pub content: &'a [u8],
-        /// Tag, length and content.
-        pub whole: &'a [u8],
-    }
-
-    /// Splits the first element off `input`, returning it and the rest. Single-byte tags only.
-    pub fn split(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-        let tag = *input.first()?;
-        if tag & 0x1f == 0x1f {
-            return None;
-        }
-        let first = *input.get(1)?;
-        let (len, header) = if first < 0x80 {
-            (usize::from(first), 2)
-        } else {
-            let count = usize::from(first & 0x7f);
-            if count == 0 || count > 4 {
-                return None;
-            }
-            let len = input.get(2..2 + count)?.iter().fold(0usize, |len, b| (len << 8) | usize::from(*b));
-            (len, 2 + count)
-        };
-        let end = header.checked_add(len)?;
-        let tlv = input.get(..end)?;
-        Some((Tlv { tag, content: &tlv[header..], whole: tlv }, &input[end..]))
-    }
-
-    /// Encodes one TLV with a definite length.
-    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(content.len() + 6);
-        out.push(tag);
-        if content.len() < 0x80 {
-            out.push(content.len() as u8);
-        } else {
-            let len = content.len().to_be_bytes();
-            let skip = len.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (len.len() - skip) as u8);
-            out.extend_from_slice(&len[skip..]);
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    /// A Name with one single-attribute RDN per `(attribute OID, UTF-8 value)`, in order.
-    pub fn name(attributes: &[(&[u8], &str)]) -> Vec<u8> {
-        let rdns: Vec<u8> = attributes
-            .iter()
-            .flat_map(|(oid, value)| {
-                let attribute = [tlv(OID, oid), tlv(UTF8_STRING, value.as_bytes())].concat();
-                tlv(SET, &tlv(SEQUENCE, &attribute))
-            })
-            .collect();
-        tlv(SEQUENCE, &rdns)
-    }
-}
-
 fn common_name(cn: &str) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, cn);
@@ -743,68 +674,10 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Files
+mod der;
+mod files;
 
-/// Reads a file, `None` when it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Read { path: path.to_owned(), source }),
-    }
-}
-
-/// Creates `dir/.lock` if needed and locks it exclusively (blocking); released when the file is dropped.
-fn lock_dir_exclusive(dir: &Path) -> Result<File, PkiError> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(KEY_MODE)
-        .open(&path)
-        .map_err(|source| PkiError::Lock { path: path.clone(), source })?;
-    file.lock().map_err(|source| PkiError::Lock { path, source })?;
-    Ok(file)
-}
-
-/// Locks `dir/.lock` shared (blocking) so no `ensure_pki` is half-way through writing the CA. Opens it
-/// read-only, so a reader without write access to `dir` works; without a lock file (a PKI directory no
-/// replica has set up) there is nothing to wait for.
-fn lock_dir_shared(dir: &Path) -> Result<Option<File>, PkiError> {
-    let path = dir.join(LOCK_FILE);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(PkiError::Lock { path, source }),
-    };
-    file.lock_shared().map_err(|source| PkiError::Lock { path, source })?;
-    Ok(Some(file))
-}
-
-/// Writes `contents` to `path` atomically: a temporary file in the same directory (created with `mode`),
-/// fsync, rename over `path`, fsync of the directory.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let error = |source| PkiError::Write { path: path.to_owned(), source };
-    let dir = path.parent().ok_or_else(|| error(io::Error::other("no parent directory")))?;
-    let name = path.file_name().ok_or_else(|| error(io::Error::other("no file name")))?;
-    let tmp =
-        dir.join(format!(".{}.tmp-{}-{:016x}", name.to_string_lossy(), std::process::id(), rand::random::<u64>()));
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(error)
-}
+use files::{lock_dir_exclusive, lock_dir_shared, read_optional, write_atomic};
 
 #[cfg(test)]
 mod tests;

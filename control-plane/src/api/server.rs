@@ -44,6 +44,8 @@ pub struct ApiConfig {
     pub advertise_address: String,
     /// TLS towards node agents (logs and exec), with the kubelet client certificate.
     pub kubelet_tls: Arc<rustls::ClientConfig>,
+    /// The ranges Services' cluster IPs and node ports are allocated from.
+    pub service_ranges: super::services::ServiceRanges,
 }
 
 struct Shared {
@@ -90,9 +92,19 @@ impl ApiServer {
     pub fn new(config: ApiConfig, store: Store, registry: prometheus::Registry) -> std::io::Result<Self> {
         let metrics = ApiMetrics::register(&registry).map_err(std::io::Error::other)?;
         store.register_metrics(&registry).map_err(|e| std::io::Error::other(metrics::MetricsError::from(e)))?;
-        let handlers = Handlers { objects: ObjectStore::new(store.clone()), max_body_bytes: config.max_body_bytes };
+        let allocator_metrics = super::services::metrics::AllocatorMetrics::register(&registry)
+            .map_err(|e| std::io::Error::other(format!("registering service allocator metrics: {e}")))?;
+        let allocator = super::services::ServiceAllocator::new(config.service_ranges, Some(allocator_metrics));
+        let objects = ObjectStore::with_services(store.clone(), Arc::new(allocator));
+        let handlers = Handlers { objects, max_body_bytes: config.max_body_bytes };
         let node_proxy = NodeProxy { objects: handlers.objects.clone(), tls: config.kubelet_tls.clone() };
         Ok(Self { shared: Arc::new(Shared { config, handlers, node_proxy, store, registry, metrics }) })
+    }
+
+    /// This replica's objects in the store (with its watch cache and Service allocator), for the
+    /// replica's own background tasks.
+    pub fn objects(&self) -> &ObjectStore {
+        &self.shared.handlers.objects
     }
 
     /// A tower service answering requests as `user` without a socket, TLS or authentication.

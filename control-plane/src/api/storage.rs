@@ -3,6 +3,10 @@
 //! and deletes are compare-and-swap transactions, so concurrent writers through any replica get 409s,
 //! never lost updates.
 //!
+//! Services are written through `services::ServiceAllocator`, which reserves and releases their
+//! cluster IPs and node ports in the same transaction, whichever path writes them (requests, deletion,
+//! namespace cleanup, finalizers).
+//!
 //! Knows nothing of HTTP; policy (defaulting, validation, who may change what) is the handlers'.
 
 use raft_store::mvcc::model::{
@@ -14,6 +18,7 @@ use raft_store::Store;
 use serde_json::{json, Value};
 
 use super::resources::ResourceDef;
+use super::services::{self, ServiceAllocator};
 use super::status::ApiError;
 
 /// A page of a list.
@@ -43,6 +48,7 @@ pub struct ListRead {
 pub struct ObjectStore {
     store: Store,
     cache: std::sync::Arc<super::cache::WatchCache>,
+    services: std::sync::Arc<ServiceAllocator>,
 }
 
 fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value, ApiError> {
@@ -60,7 +66,8 @@ pub fn set_resource_version(v: &mut Value, revision: i64) {
     }
 }
 
-fn encode(v: &Value) -> Vec<u8> {
+/// The stored bytes of an object (without its resourceVersion).
+pub(crate) fn encode(v: &Value) -> Vec<u8> {
     let mut stored = v.clone();
     if let Some(meta) = stored.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
@@ -73,8 +80,40 @@ fn key_compare(key: &str, target: CompareTarget) -> Compare {
 }
 
 impl ObjectStore {
+    /// Objects in `store`, Services allocated from the default ranges.
     pub fn new(store: Store) -> Self {
-        Self { store, cache: Default::default() }
+        Self::with_services(store, Default::default())
+    }
+
+    /// Objects in `store`, Services allocated by `services`.
+    pub fn with_services(store: Store, services: std::sync::Arc<ServiceAllocator>) -> Self {
+        Self { store, cache: Default::default(), services }
+    }
+
+    /// The allocator Service writes go through.
+    pub fn services(&self) -> &std::sync::Arc<ServiceAllocator> {
+        &self.services
+    }
+
+    /// The object and its mod revision, read linearizably; `None` when absent.
+    async fn get_with_revision(&self, def: &ResourceDef, key: &str) -> Result<Option<(Value, i64)>, ApiError> {
+        let req = RangeRequest { range: KeyRange::single(key.as_bytes().to_vec()), ..Default::default() };
+        let (resp, _) = self.store.range(req, false).await?;
+        resp.kvs.first().map(|kv| Ok((decode(def, kv)?, kv.mod_revision))).transpose()
+    }
+
+    /// What a write of `obj` over `current` (`None`: a create) would store, without storing it: for
+    /// Services, the values allocation would fill in (a requested value that is taken is a 422).
+    pub async fn preview_write(
+        &self,
+        def: &ResourceDef,
+        current: Option<&Value>,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        if !services::is_services(def) || current.is_some_and(|c| c.get("spec") == obj.get("spec")) {
+            return Ok(obj);
+        }
+        self.services.preview(&self.store, current, obj).await
     }
 
     /// This replica's watch cache of `def`.
@@ -214,6 +253,20 @@ impl ObjectStore {
         obj: Value,
     ) -> Result<Option<Value>, ApiError> {
         let key = def.key(namespace, name);
+        if services::is_services(def) {
+            let old = match condition {
+                CompareTarget::Mod(expected) => match self.get_with_revision(def, &key).await? {
+                    Some((current, rev)) if rev == expected => Some((current, rev)),
+                    _ => return Ok(None),
+                },
+                _ => None,
+            };
+            // A write that leaves the spec alone (labels, status) holds exactly what it held.
+            let spec_unchanged = old.as_ref().is_some_and(|(o, _)| o.get("spec") == obj.get("spec"));
+            if !spec_unchanged {
+                return self.services.write(&self.store, &key, old.as_ref().map(|(o, r)| (o, *r)), obj).await;
+            }
+        }
         let txn = TxnRequest {
             compare: vec![key_compare(&key, condition)],
             success: vec![RequestOp::Put(PutRequest {
@@ -242,6 +295,14 @@ impl ObjectStore {
         expected_revision: i64,
     ) -> Result<Option<i64>, ApiError> {
         let key = def.key(namespace, name);
+        if services::is_services(def) {
+            return match self.get_with_revision(def, &key).await? {
+                Some((current, rev)) if rev == expected_revision => {
+                    self.services.delete(&self.store, &key, &current, rev).await
+                }
+                _ => Ok(None),
+            };
+        }
         let txn = TxnRequest {
             compare: vec![key_compare(&key, CompareTarget::Mod(expected_revision))],
             success: vec![RequestOp::DeleteRange(DeleteRangeRequest {

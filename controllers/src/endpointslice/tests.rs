@@ -173,3 +173,24 @@ fn a_service_without_selector_loses_its_managed_slices() {
     assert_eq!(p.delete.len(), 1);
     assert!(p.create.is_empty());
 }
+
+#[test]
+fn endpoints_carry_the_hostname_of_pods_whose_subdomain_is_the_service() {
+    let with = |name: &str, ip: &str, hostname: Option<&str>, subdomain: Option<&str>| {
+        let mut p = pod(name, "web", ip, true, &[]);
+        let spec = p.spec.as_mut().expect("spec");
+        spec.hostname = hostname.map(str::to_string);
+        spec.subdomain = subdomain.map(str::to_string);
+        p
+    };
+    let pods = arcs(vec![
+        with("web-0", "10.0.0.1", Some("web-0"), Some("web")),
+        with("other", "10.0.0.2", Some("other"), Some("elsewhere")),
+        with("nohost", "10.0.0.3", None, Some("web")),
+        with("plain", "10.0.0.4", Some("plain"), None),
+    ]);
+    let p = run(&svc(), &pods, &[]);
+    let hostnames: Vec<(&str, Option<&str>)> =
+        p.create[0].endpoints.iter().map(|e| (e.addresses[0].as_str(), e.hostname.as_deref())).collect();
+    assert_eq!(hostnames, [("10.0.0.1", Some("web-0")), ("10.0.0.2", None), ("10.0.0.3", None), ("10.0.0.4", None)]);
+}

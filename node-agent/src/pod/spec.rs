@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 
 use gantry_cri_proto::runtime::{
-    Capability, ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, Int64Value, KeyValue, LinuxContainerConfig,
+    Capability, ContainerConfig, ContainerMetadata, ImageSpec, Int64Value, KeyValue, LinuxContainerConfig,
     LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
     PodSandboxConfig, PodSandboxMetadata, PortMapping, Protocol,
 };
 use k8s_openapi::api::core::v1::{Container, Pod};
 
+use super::dns_config::{pod_dns_config, PodDnsSettings};
 use super::env::{container_env, expand_all, EnvInputs};
 use super::resources::linux_resources;
 use crate::runtime::{CONTAINER_NAME_LABEL, NODE_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL, POD_UID_LABEL};
@@ -42,6 +43,8 @@ pub enum SpecError {
     ObjectNotSynced(String),
     #[error(transparent)]
     Mount(#[from] MountError),
+    #[error("unsupported dnsPolicy {0:?} (expected ClusterFirst, ClusterFirstWithHostNet, Default or None)")]
+    DnsPolicy(String),
 }
 
 /// Who the pod is, validated once.
@@ -110,8 +113,14 @@ fn labels(id: &PodIdentity, node: &str) -> HashMap<String, String> {
     ])
 }
 
-/// The sandbox config of attempt `attempt`.
-pub fn sandbox_config(pod: &Pod, attempt: u32, root: &Path, node: &str) -> Result<PodSandboxConfig, SpecError> {
+/// The sandbox config of attempt `attempt`; its resolver configuration follows the pod's `dnsPolicy`.
+pub fn sandbox_config(
+    pod: &Pod,
+    attempt: u32,
+    root: &Path,
+    node: &str,
+    dns: &PodDnsSettings,
+) -> Result<PodSandboxConfig, SpecError> {
     let id = PodIdentity::of(pod)?;
     let spec = pod.spec.as_ref();
     let hostname = if host_network(pod) {
@@ -135,19 +144,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root: &Path, node: &str) -> Resul
             host_ip: p.host_ip.clone().unwrap_or_default(),
         })
         .collect();
-    let dns_config = spec.and_then(|s| s.dns_config.as_ref()).map(|d| DnsConfig {
-        servers: d.nameservers.clone().unwrap_or_default(),
-        searches: d.searches.clone().unwrap_or_default(),
-        options: d
-            .options
-            .iter()
-            .flatten()
-            .filter_map(|o| {
-                let name = o.name.as_ref()?;
-                Some(o.value.as_ref().map_or_else(|| name.clone(), |v| format!("{name}:{v}")))
-            })
-            .collect(),
-    });
+    let dns_config = Some(pod_dns_config(pod, dns)?);
     let mut all_labels: HashMap<String, String> = pod.metadata.labels.clone().unwrap_or_default().into_iter().collect();
     all_labels.extend(labels(&id, node));
     Ok(PodSandboxConfig {

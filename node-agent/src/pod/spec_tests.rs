@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
+use crate::dns::ResolvConf;
 use crate::objects::{ObjectKind, ObjectRef, ObjectState, ObjectsView};
 use crate::pod::env::Downward;
 
@@ -15,12 +16,20 @@ fn pod(spec: serde_json::Value) -> Pod {
     .expect("pod")
 }
 
+fn dns() -> PodDnsSettings {
+    PodDnsSettings {
+        cluster_dns: std::net::Ipv4Addr::new(10, 96, 0, 10),
+        cluster_domain: "cluster.local".into(),
+        host: ResolvConf::default(),
+    }
+}
+
 #[test]
 fn sandbox_config_has_metadata_logs_cgroup_ports_and_labels() {
     let p = pod(serde_json::json!({"containers": [
         {"name": "c", "image": "i", "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}]}
     ]}));
-    let s = sandbox_config(&p, 2, Path::new("/var/lib/g"), "node-1").expect("config");
+    let s = sandbox_config(&p, 2, Path::new("/var/lib/g"), "node-1", &dns()).expect("config");
     let m = s.metadata.expect("metadata");
     assert_eq!((m.name.as_str(), m.namespace.as_str(), m.uid.as_str(), m.attempt), ("web", "ns1", "1234-ab", 2));
     assert_eq!(s.hostname, "web");
@@ -35,12 +44,15 @@ fn sandbox_config_has_metadata_logs_cgroup_ports_and_labels() {
     let ns = linux.security_context.and_then(|c| c.namespace_options).expect("namespaces");
     assert_eq!(ns.network, NamespaceMode::Pod as i32);
     assert_eq!(ns.pid, NamespaceMode::Container as i32);
+    let resolver = s.dns_config.expect("dns config");
+    assert_eq!(resolver.servers, ["10.96.0.10"]);
+    assert_eq!(resolver.searches, ["ns1.svc.cluster.local", "svc.cluster.local", "cluster.local"]);
 }
 
 #[test]
 fn host_network_pods_send_an_empty_hostname_and_node_network() {
     let p = pod(serde_json::json!({"hostNetwork": true, "containers": [{"name": "c", "image": "i"}]}));
-    let s = sandbox_config(&p, 0, Path::new("/r"), "n").expect("config");
+    let s = sandbox_config(&p, 0, Path::new("/r"), "n", &dns()).expect("config");
     assert_eq!(s.hostname, "");
     let ns = s.linux.and_then(|l| l.security_context).and_then(|c| c.namespace_options).expect("ns");
     assert_eq!(ns.network, NamespaceMode::Node as i32);
@@ -50,7 +62,7 @@ fn host_network_pods_send_an_empty_hostname_and_node_network() {
 fn bad_uids_are_rejected() {
     let mut p = pod(serde_json::json!({"containers": []}));
     p.metadata.uid = Some("../etc".into());
-    assert!(matches!(sandbox_config(&p, 0, Path::new("/r"), "n"), Err(SpecError::Uid(_))));
+    assert!(matches!(sandbox_config(&p, 0, Path::new("/r"), "n", &dns()), Err(SpecError::Uid(_))));
 }
 
 #[test]

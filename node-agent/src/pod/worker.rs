@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::backoff::BackOff;
+use super::dns_config::PodDnsSettings;
 use super::env::{Downward, EnvInputs};
 use super::grace::StopReason;
 use super::image_ref::check_image_ref;
@@ -28,7 +29,7 @@ use super::probe::{ProbeEnv, ProbeManager, ProbeResults};
 use super::spec::{container_config, sandbox_config, PodIdentity};
 use super::status::{pod_status, StatusContext};
 use super::teardown::teardown;
-use crate::events::EventRecorder;
+use crate::events::{EventRecorder, EventType};
 use crate::metrics::{all_running, start_latency, AgentMetrics};
 use crate::objects::{pod_references, ObjectCache, ObjectRef, ObjectsView, Subscriptions};
 use crate::runtime::{pod_selector, Runtime, RuntimeError};
@@ -64,6 +65,8 @@ pub struct WorkerEnv {
     pub metrics: Arc<AgentMetrics>,
     /// Events about pods (probe failures, kills, hook failures).
     pub events: EventRecorder,
+    /// Cluster DNS and the host's resolver configuration, for pods' resolv.conf.
+    pub dns: PodDnsSettings,
 }
 
 /// Why one sync step failed (logged; the worker retries on its next pass).
@@ -234,6 +237,16 @@ impl PodWorker {
                 }
             }
         }
+        for (name, w) in &plan.waiting {
+            // The kubelet's `BackOff` event, de-duplicated into a count by the recorder.
+            if w.reason == "CrashLoopBackOff" || w.reason == "ImagePullBackOff" {
+                let message = match w.reason.as_str() {
+                    "ImagePullBackOff" => format!("Back-off pulling image \"{}\"", image_of(pod, name)),
+                    _ => "Back-off restarting failed container".to_string(),
+                };
+                self.env.events.record(pod, Some(name), EventType::Warning, "BackOff", message);
+            }
+        }
         let mut waiting = plan.waiting.clone();
         waiting.extend(self.errors.clone());
         self.probes.update(pod, &observed, &self.pod_address(pod, &observed));
@@ -348,7 +361,8 @@ impl PodWorker {
                 }
                 Action::StopSandbox { id: sandbox } => runtime.stop_sandbox(sandbox).await?,
                 Action::CreateSandbox { attempt } => {
-                    let config = sandbox_config(pod, *attempt, &self.env.root, &self.env.node).map_err(spec_err)?;
+                    let config = sandbox_config(pod, *attempt, &self.env.root, &self.env.node, &self.env.dns)
+                        .map_err(spec_err)?;
                     let sandbox = runtime.run_sandbox(config, &format!("pod {}", id.key())).await?;
                     info!(pod = %id.key(), sandbox = %sandbox, attempt, "sandbox running");
                 }
@@ -362,8 +376,8 @@ impl PodWorker {
                 }
                 Action::StartContainer { name, init, attempt, restart_of } => {
                     let Some(sandbox) = observed.ready_sandbox() else { continue };
-                    let config =
-                        sandbox_config(pod, sandbox.attempt, &self.env.root, &self.env.node).map_err(spec_err)?;
+                    let config = sandbox_config(pod, sandbox.attempt, &self.env.root, &self.env.node, &self.env.dns)
+                        .map_err(spec_err)?;
                     let list = pod
                         .spec
                         .as_ref()
@@ -419,7 +433,7 @@ impl PodWorker {
                 }
             }
         }
-        if let Err(waiting) = self.ensure_image(c, &image, sandbox).await {
+        if let Err(waiting) = self.ensure_image(pod, c, &image, sandbox).await {
             self.errors.insert(c.name.clone(), waiting);
             return Ok(());
         }
@@ -451,20 +465,32 @@ impl PodWorker {
     }
 
     /// Pulls per `imagePullPolicy`; on failure records the pull back-off and returns the waiting state.
-    async fn ensure_image(&mut self, c: &Container, image: &str, sandbox: &PodSandboxConfig) -> Result<(), Waiting> {
+    /// Records the kubelet's `Pulling`, `Pulled` and `Failed` events.
+    async fn ensure_image(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        image: &str,
+        sandbox: &PodSandboxConfig,
+    ) -> Result<(), Waiting> {
         let policy = c.image_pull_policy.clone().unwrap_or_else(|| default_pull_policy(image).to_string());
         let present = matches!(self.env.runtime.image_ref(image).await, Ok(Some(_)));
         if present && policy != "Always" {
             return Ok(());
         }
+        let event =
+            |kind, reason: &str, message: String| self.env.events.record(pod, Some(&c.name), kind, reason, message);
         if policy == "Never" {
-            return Err(Waiting {
-                reason: "ErrImageNeverPull".into(),
-                message: format!("Container image \"{image}\" is not present with pull policy of Never"),
-            });
+            let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+            event(EventType::Warning, "ErrImageNeverPull", message.clone());
+            return Err(Waiting { reason: "ErrImageNeverPull".into(), message });
         }
+        event(EventType::Normal, "Pulling", format!("Pulling image \"{image}\""));
+        let started = std::time::Instant::now();
         match self.env.pull_runtime.pull_image(image, sandbox).await {
             Ok(_) => {
+                let took = started.elapsed().as_secs_f64();
+                event(EventType::Normal, "Pulled", format!("Successfully pulled image \"{image}\" in {took:.3}s"));
                 self.pulls.remove(&c.name);
                 self.backoff.forget(&pull_key(&c.name));
                 Ok(())
@@ -473,6 +499,7 @@ impl PodWorker {
                 let now = Timestamp::now();
                 let message = e.runtime_message();
                 warn!(container = %c.name, image, error = %message, "pulling image");
+                event(EventType::Warning, "Failed", format!("Failed to pull image \"{image}\": {message}"));
                 self.backoff.next(&pull_key(&c.name), now);
                 self.pulls.insert(c.name.clone(), (now, message.clone()));
                 Err(Waiting { reason: "ErrImagePull".into(), message })
@@ -527,6 +554,11 @@ impl PodWorker {
         self.last_status = Some(status);
         Ok(())
     }
+}
+
+/// The image of container `name`.
+fn image_of<'a>(pod: &'a Pod, name: &str) -> &'a str {
+    all_containers(pod).find(|c| c.name == name).and_then(|c| c.image.as_deref()).unwrap_or_default()
 }
 
 /// Every container of the pod, init containers first.

@@ -13,7 +13,6 @@ use super::fields::{
     valid_port, Causes, PORT_RANGE_MSG,
 };
 
-const NODE_PORT_RANGE: std::ops::RangeInclusive<i64> = 30000..=32767;
 const IP_MSG: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
 
 fn primary_cluster_ip(spec: &Value) -> &str {
@@ -38,8 +37,36 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, c: &mut Causes)
     );
     let cluster_ip = primary_cluster_ip(spec);
     let headless = cluster_ip == "None";
-    if !cluster_ip.is_empty() && !headless && cluster_ip.parse::<IpAddr>().is_err() {
-        c.invalid("spec.clusterIPs[0]", &quote(cluster_ip), IP_MSG);
+    match cluster_ip.parse::<IpAddr>() {
+        Err(_) if !cluster_ip.is_empty() && !headless => c.invalid("spec.clusterIPs[0]", &quote(cluster_ip), IP_MSG),
+        Ok(IpAddr::V6(_)) if array_of(spec, "ipFamilies").first().and_then(Value::as_str) == Some("IPv4") => c.invalid(
+            "spec.clusterIPs[0]",
+            &quote(cluster_ip),
+            "expected an IPv4 value as indicated by `ipFamilies[0]`",
+        ),
+        _ => {}
+    }
+    let single = str_of(spec, "clusterIP");
+    let plural: Vec<&str> = array_of(spec, "clusterIPs").iter().filter_map(Value::as_str).collect();
+    if !single.is_empty() && plural.first().is_some_and(|first| *first != single) {
+        let shown: Vec<String> = plural.iter().map(|ip| quote(ip)).collect();
+        c.invalid(
+            "spec.clusterIPs",
+            &format!("[]string{{{}}}", shown.join(", ")),
+            "first value must match `clusterIP`",
+        );
+    }
+    if svc_type == "ExternalName" {
+        // The strategy drops these on a change to ExternalName when the client left them as they were.
+        if !cluster_ip.is_empty() {
+            c.forbidden("spec.clusterIPs", "may not be set for ExternalName services");
+        }
+        if !array_of(spec, "ipFamilies").is_empty() {
+            c.forbidden("spec.ipFamilies", "may not be set for ExternalName services");
+        }
+        if spec.get("ipFamilyPolicy").is_some_and(|p| !p.is_null()) {
+            c.forbidden("spec.ipFamilyPolicy", "may not be set for ExternalName services");
+        }
     }
     if svc_type == "ExternalName" {
         let external = str_of(spec, "externalName");
@@ -104,12 +131,9 @@ pub(super) fn validate_service(obj: &Value, old: Option<&Value>, c: &mut Causes)
             let np = child(&p, "nodePort");
             if !node_ports_allowed {
                 c.forbidden(&np, &format!("may not be used when `type` is '{svc_type}'"));
-            } else if !NODE_PORT_RANGE.contains(&node_port) {
-                c.invalid(
-                    &np,
-                    &node_port.to_string(),
-                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                );
+            } else if !valid_port(node_port) {
+                // Whether it is in the node port range is the allocator's to say (the range is a flag).
+                c.invalid(&np, &node_port.to_string(), PORT_RANGE_MSG);
             } else if !node_ports.insert((node_port, protocol.to_string())) {
                 c.duplicate(&np, &node_port.to_string());
             }

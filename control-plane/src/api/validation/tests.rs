@@ -675,9 +675,17 @@ fn service_violations() {
         (
             |s| {
                 s["spec"]["type"] = json!("NodePort");
-                s["spec"]["ports"][0]["nodePort"] = json!(80)
+                s["spec"]["ports"][0]["nodePort"] = json!(70000)
             },
             &[("spec.ports[0].nodePort", "FieldValueInvalid")],
+        ),
+        // Whether a node port is in the node port range is the allocator's check (the range is a flag).
+        (
+            |s| {
+                s["spec"]["type"] = json!("NodePort");
+                s["spec"]["ports"][0]["nodePort"] = json!(80)
+            },
+            &[],
         ),
         (
             |s| {
@@ -687,6 +695,22 @@ fn service_violations() {
             &[],
         ),
         (|s| s["spec"]["clusterIP"] = json!("10.0.0.300"), &[("spec.clusterIPs[0]", "FieldValueInvalid")]),
+        (
+            |s| {
+                s["spec"]["clusterIP"] = json!("10.96.0.5");
+                s["spec"]["clusterIPs"] = json!(["10.96.0.6"])
+            },
+            &[("spec.clusterIPs", "FieldValueInvalid")],
+        ),
+        (|s| s["spec"]["clusterIP"] = json!("fd00::5"), &[("spec.clusterIPs[0]", "FieldValueInvalid")]),
+        (
+            |s| s["spec"] = json!({ "type": "ExternalName", "externalName": "example.com", "clusterIP": "10.96.0.5" }),
+            &[("spec.clusterIPs", "FieldValueForbidden")],
+        ),
+        (
+            |s| s["spec"] = json!({ "type": "ExternalName", "externalName": "example.com", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack" }),
+            &[("spec.ipFamilies", "FieldValueForbidden"), ("spec.ipFamilyPolicy", "FieldValueForbidden")],
+        ),
         (|s| s["spec"]["sessionAffinity"] = json!("Cookie"), &[("spec.sessionAffinity", "FieldValueNotSupported")]),
     ];
     check_table("", "Service", service, table);
