@@ -66,6 +66,8 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, AgentError> {
 pub struct AgentProcess {
     process: ManagedProcess,
     pub table: String,
+    /// Its cluster DNS redirect (`gantry_node_agent::dns::redirect::table_name`), also left behind.
+    pub dns_table: String,
     _dir: TempDir,
 }
 
@@ -75,7 +77,7 @@ impl AgentProcess {
             .prefix("svc-bench-agent-")
             .tempdir_in(work_dir)
             .map_err(|e| AgentError::Dir(work_dir.to_path_buf(), e))?;
-        let port = free_ports(1)?[0];
+        let ports = free_ports(2)?;
         let args: Vec<String> = vec![
             "--kubeconfig".into(),
             kubeconfig.to_string_lossy().into_owned(),
@@ -86,11 +88,14 @@ impl AgentProcess {
             "--root-dir".into(),
             dir.path().join("root").to_string_lossy().into_owned(),
             "--listen".into(),
-            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{}", ports[0]),
+            // Its cluster DNS server is not measured; it only must not need a fixed port.
+            "--dns-listen".into(),
+            format!("127.0.0.1:{}", ports[1]),
         ];
         let envs = [("RUST_LOG".to_string(), "warn,gantry_node_agent::proxy=info".to_string())];
         let process = ManagedProcess::spawn("node-agent", binary, &args, &envs, &dir.path().join("agent.log"))?;
-        Ok(Self { process, table: table_name(NODE), _dir: dir })
+        Ok(Self { process, table: table_name(NODE), dns_table: format!("gantry-dns-{NODE}"), _dir: dir })
     }
 
     pub fn pid(&self) -> u32 {

@@ -75,7 +75,7 @@ pub async fn measure(
     table: &str,
     plan: ChangePlan,
 ) -> Result<ChangeFigures, ChangeError> {
-    let mut monitor = RuleMonitor::start()?;
+    let mut monitor = RuleMonitor::start().await?;
     let mut current: Vec<Vec<Ipv4Addr>> = (0..plan.services).map(|i| initial_endpoints(i, plan.endpoints)).collect();
     let mut conn = connector.connection(0);
     let (mut api, mut to_rule) = (LatencyRecorder::new()?, LatencyRecorder::new()?);

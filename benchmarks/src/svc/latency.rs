@@ -3,6 +3,12 @@
 //! [`ECHO_SERVER_ARG`]); the host sends small requests and reads the echo, alternately to the pod's
 //! address and to a ClusterIP the agent DNATs to it, so both paths see the same machine load.
 //!
+//! The two paths reach the server on different ports ([`DIRECT_PORT`], [`ECHO_PORT`]): were they the
+//! same, a direct connection could take a source port whose masqueraded ClusterIP connection still
+//! sits in conntrack (TIME_WAIT) with the same tuple in its reply direction, and conntrack would
+//! treat its SYN as invalid and the connection would hang. That is a property of conntrack, not of
+//! the proxy (kube-proxy's clients see it too), so the benchmark keeps it out of the figures.
+//!
 //! Two shapes: one request per new connection (the NAT rules are evaluated for each: connection
 //! set-up is timed too) and many requests over one kept-open connection (only conntrack's lookup).
 
@@ -24,8 +30,12 @@ pub const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 254, 254, 2);
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 254, 254, 1);
 /// The slices' target port: the latency Service reaches the server there.
 pub const ECHO_PORT: u16 = super::objects::TARGET_PORT;
+/// Where the direct (pod IP) path reaches the same server.
+pub const DIRECT_PORT: u16 = ECHO_PORT + 1;
 /// Bytes per request (and per answer).
 const MESSAGE: usize = 32;
+/// A lost packet must fail the run rather than hang it.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Failures of the latency set-up or run.
 #[derive(Debug, thiserror::Error)]
@@ -44,9 +54,18 @@ pub enum LatencyRunError {
     Histogram(#[from] LatencyError),
 }
 
-/// Serves echo on `addr` until killed: for each connection, writes back whatever arrives.
-pub fn echo_server(addr: &str) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
+/// Serves echo on every address of `addrs` until killed: for each connection, writes back whatever
+/// arrives.
+pub fn echo_server(addrs: &[String]) -> std::io::Result<()> {
+    let listeners = addrs.iter().map(TcpListener::bind).collect::<std::io::Result<Vec<_>>>()?;
+    let serving: Vec<_> = listeners.into_iter().map(|l| std::thread::spawn(move || serve_echo(&l))).collect();
+    for thread in serving {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+fn serve_echo(listener: &TcpListener) {
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
         std::thread::spawn(move || {
@@ -64,7 +83,6 @@ pub fn echo_server(addr: &str) -> std::io::Result<()> {
             }
         });
     }
-    Ok(())
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), LatencyRunError> {
@@ -116,11 +134,16 @@ impl EchoPod {
         let args: Vec<String> = ["netns", "exec", &ns]
             .iter()
             .map(|s| s.to_string())
-            .chain([exe.to_string_lossy().into_owned(), ECHO_SERVER_ARG.into(), format!("{POD_IP}:{ECHO_PORT}")])
+            .chain([
+                exe.to_string_lossy().into_owned(),
+                ECHO_SERVER_ARG.into(),
+                format!("{POD_IP}:{ECHO_PORT}"),
+                format!("{POD_IP}:{DIRECT_PORT}"),
+            ])
             .collect();
         let log = log_dir.join("echo-server.log");
         pod.server = Some(ManagedProcess::spawn("echo-server", Path::new("ip"), &args, &[], &log)?);
-        let addr = SocketAddr::from((POD_IP, ECHO_PORT));
+        let addr = SocketAddr::from((POD_IP, DIRECT_PORT));
         let deadline = Instant::now() + Duration::from_secs(10);
         while round_trip_new_connection(addr).is_err() {
             if Instant::now() >= deadline {
@@ -155,8 +178,14 @@ fn exchange(stream: &mut TcpStream, addr: SocketAddr) -> Result<(), LatencyRunEr
 fn round_trip_new_connection(addr: SocketAddr) -> Result<(), LatencyRunError> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .map_err(|source| LatencyRunError::Request { addr, source })?;
-    let _ = stream.set_nodelay(true);
+    prepare(&stream);
     exchange(&mut stream, addr)
+}
+
+fn prepare(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
 }
 
 /// Latency of one path in both shapes.
@@ -176,7 +205,7 @@ pub struct LatencyComparison {
     pub cluster_ip: PathLatency,
 }
 
-/// Alternates requests between the pod IP and `cluster_ip` (both on [`ECHO_PORT`] / `service_port`):
+/// Alternates requests between the pod IP ([`DIRECT_PORT`]) and `cluster_ip:service_port`:
 /// `connections` new connections each, then `round_trips` exchanges over one connection each.
 pub fn compare(
     cluster_ip: Ipv4Addr,
@@ -184,7 +213,7 @@ pub fn compare(
     connections: usize,
     round_trips: usize,
 ) -> Result<LatencyComparison, LatencyRunError> {
-    let targets = [SocketAddr::from((POD_IP, ECHO_PORT)), SocketAddr::from((cluster_ip, service_port))];
+    let targets = [SocketAddr::from((POD_IP, DIRECT_PORT)), SocketAddr::from((cluster_ip, service_port))];
     let mut fresh = [LatencyRecorder::new()?, LatencyRecorder::new()?];
     // Warm-up: ARP, conntrack and the server's threads.
     for _ in 0..50 {
@@ -204,7 +233,7 @@ pub fn compare(
     for addr in targets {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|source| LatencyRunError::Request { addr, source })?;
-        let _ = stream.set_nodelay(true);
+        prepare(&stream);
         streams.push((stream, addr));
     }
     for _ in 0..round_trips {

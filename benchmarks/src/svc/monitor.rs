@@ -1,6 +1,8 @@
 //! When a rule reaches the kernel: `nft monitor` prints every committed change of the ruleset (it
 //! flushes after each event), and a reader thread stamps each line as it arrives. The stamp trails
-//! the commit by the pipe and a thread wake-up, well under a millisecond.
+//! the commit by the pipe and a thread wake-up, well under a millisecond. `nft monitor` says nothing
+//! when it has subscribed, so [`RuleMonitor::start`] commits a probe table until the monitor prints
+//! it: a change made before that could otherwise go unseen.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -10,8 +12,17 @@ use tokio::sync::mpsc;
 
 /// Why the monitor could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("starting `nft monitor`: {0}")]
-pub struct MonitorError(#[from] std::io::Error);
+pub enum MonitorError {
+    #[error("starting `nft monitor`: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("`nft monitor` printed none of the probe table's changes within {0:?}")]
+    NotListening(Duration),
+}
+
+/// The table committed (added, then deleted) until the monitor shows it.
+const PROBE_TABLE: &str = "svc-bench-monitor-probe";
+/// How long the monitor may take to subscribe.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running `nft monitor` (killed on drop).
 pub struct RuleMonitor {
@@ -20,7 +31,8 @@ pub struct RuleMonitor {
 }
 
 impl RuleMonitor {
-    pub fn start() -> Result<Self, MonitorError> {
+    /// Starts `nft monitor` and returns once it prints committed changes.
+    pub async fn start() -> Result<Self, MonitorError> {
         let mut child = Command::new("nft").arg("monitor").stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
         let (tx, lines) = mpsc::unbounded_channel();
@@ -32,7 +44,18 @@ impl RuleMonitor {
                 }
             }
         });
-        Ok(Self { child, lines })
+        let mut monitor = Self { child, lines };
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        while Instant::now() < deadline {
+            for verb in ["add", "delete"] {
+                tokio::process::Command::new("nft").args([verb, "table", "ip", PROBE_TABLE]).status().await?;
+            }
+            if monitor.wait_for(PROBE_TABLE, Duration::from_millis(200)).await.is_some() {
+                monitor.drain();
+                return Ok(monitor);
+            }
+        }
+        Err(MonitorError::NotListening(LISTEN_TIMEOUT))
     }
 
     /// Drops the lines seen so far.

@@ -14,7 +14,7 @@ use http::Method;
 use super::agent::{self, AgentError, AgentProcess, NODE};
 use super::changes::{self, ChangeError, ChangePlan};
 use super::cli::SvcArgs;
-use super::latency::{self, EchoPod, LatencyRunError, ECHO_PORT, POD_IP};
+use super::latency::{self, EchoPod, LatencyRunError, DIRECT_PORT, POD_IP};
 use super::objects::{self, LATENCY_SERVICE, LATENCY_SERVICE_IP, SERVICE_PORT};
 use super::report::{Load, SvcReport};
 use super::resync::{self, ResyncError};
@@ -106,6 +106,7 @@ async fn measure(
     load.push(Load::now("agent start"));
     let mut agent = AgentProcess::spawn(agent_binary, &target.kubeconfig_path, &args.work_dir)?;
     let table = agent.table.clone();
+    let dns_table = agent.dns_table.clone();
     let result = async {
         let programmed = agent.wait_programmed(args.services, args.program_timeout).await?;
         eprintln!("the agent programmed {} Services in {:.2} s", args.services, programmed.as_secs_f64());
@@ -134,8 +135,10 @@ async fn measure(
     if let Err(e) = agent.stop() {
         eprintln!("warning: stopping the agent failed: {e}");
     }
-    if let Err(e) = Nft::default().delete_table(&table).await {
-        eprintln!("warning: deleting the agent's table {table} failed: {e}");
+    for table in [&table, &dns_table] {
+        if let Err(e) = Nft::default().delete_table(table).await {
+            eprintln!("warning: deleting the agent's table {table} failed: {e}");
+        }
     }
     let (programmed, changes, latency) = result.inspect_err(|_| eprintln!("agent log:\n{log}"))?;
     load.push(Load::now("end"));
@@ -204,7 +207,7 @@ async fn measure_latency(
         .map_err(api("creating the latency EndpointSlice"))?;
     agent.wait_programmed(args.services + 1, Duration::from_secs(30)).await?;
     eprintln!(
-        "latency: {} new connections and {} round trips to {POD_IP}:{ECHO_PORT} and {LATENCY_SERVICE_IP}:{SERVICE_PORT}",
+        "latency: {} new connections and {} round trips to {POD_IP}:{DIRECT_PORT} and {LATENCY_SERVICE_IP}:{SERVICE_PORT}",
         args.connections, args.round_trips
     );
     let (connections, round_trips) = (args.connections, args.round_trips);
