@@ -15,8 +15,8 @@ fn main() -> anyhow::Result<()> {
     // The latency phase re-runs this executable inside the pod's network namespace as the echo server.
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some(ECHO_SERVER_ARG) {
-        let addrs = argv.get(2..).filter(|a| !a.is_empty()).context("usage: svc-bench __echo-server ADDR...")?;
-        return echo_server(addrs).with_context(|| format!("echo server on {addrs:?}"));
+        let addr = argv.get(2).context("usage: svc-bench __echo-server ADDR")?;
+        return echo_server(addr).with_context(|| format!("echo server on {addr}"));
     }
     let args = SvcArgs::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

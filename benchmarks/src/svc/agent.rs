@@ -5,6 +5,8 @@
 //! Found like the control plane binary: `--agent-bin`, else `$GANTRY_BIN_DIR`, else beside the
 //! benchmark executable.
 
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,13 @@ pub enum AgentError {
     Exited { status: String, log: String },
     #[error("the agent programmed {programmed} of {wanted} ClusterIPs within {timeout:?}; last log lines:\n{log}")]
     NotProgrammed { programmed: usize, wanted: usize, timeout: Duration, log: String },
+    #[error("the agent's chain {chain} did not send to {endpoint} within {timeout:?}; agent log:\n{log}")]
+    EndpointNotProgrammed { chain: String, endpoint: Ipv4Addr, timeout: Duration, log: String },
+}
+
+/// The agent's chain for port `http` of Service `namespace/name` (`gantry_node_agent::proxy`'s naming).
+pub fn service_chain(namespace: &str, name: &str) -> String {
+    format!("svc-{namespace}/{name}/tcp/http")
 }
 
 /// The agent binary: `explicit`, else `$GANTRY_BIN_DIR`, else beside this executable.
@@ -102,27 +111,54 @@ impl AgentProcess {
         self.process.pid()
     }
 
-    /// Waits until the agent's table maps `wanted` ClusterIP ports; returns how long that took.
-    pub async fn wait_programmed(&mut self, wanted: usize, timeout: Duration) -> Result<Duration, AgentError> {
+    /// Waits until the agent's table maps every ClusterIP of `wanted` (the cluster's own Services,
+    /// `kubernetes` and `kube-dns`, are there too and must not count); returns how long that took.
+    pub async fn wait_programmed(&mut self, wanted: &[Ipv4Addr], timeout: Duration) -> Result<Duration, AgentError> {
         let started = Instant::now();
         let nft = Nft::default();
         loop {
             if let Some(status) = self.process.try_exit_status()? {
                 return Err(AgentError::Exited { status: status.to_string(), log: self.process.log_tail(LOG_LINES) });
             }
-            let programmed = programmed_cluster_ips(&nft, &self.table).await;
-            if programmed >= wanted {
+            let in_kernel = programmed_cluster_ips(&nft, &self.table).await;
+            let programmed = wanted.iter().filter(|ip| in_kernel.contains(ip)).count();
+            if programmed == wanted.len() {
                 return Ok(started.elapsed());
             }
             if started.elapsed() >= timeout {
                 return Err(AgentError::NotProgrammed {
                     programmed,
-                    wanted,
+                    wanted: wanted.len(),
                     timeout,
                     log: self.process.log_tail(LOG_LINES),
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the chain of Service `namespace/name` (port `http`) sends to `endpoint`: a
+    /// ClusterIP is mapped as soon as its Service is known, its endpoints may follow a moment later.
+    pub async fn wait_endpoint(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        endpoint: Ipv4Addr,
+        timeout: Duration,
+    ) -> Result<(), AgentError> {
+        let started = Instant::now();
+        let chain = service_chain(namespace, name);
+        let nft = Nft::default();
+        loop {
+            let text = nft.output(&["list", "chain", "ip", &self.table, &chain]).await.unwrap_or_default();
+            // A map of endpoints prints `10.254.254.2 . 8080`, a lone endpoint `to 10.254.254.2:8080`.
+            if text.contains(&format!("{endpoint} ")) || text.contains(&format!("{endpoint}:")) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(AgentError::EndpointNotProgrammed { chain, endpoint, timeout, log: self.log_tail() });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -137,16 +173,27 @@ impl AgentProcess {
 }
 
 /// Elements of the `service-ips` map of `table` (0 when it does not exist yet).
-pub async fn programmed_cluster_ips(nft: &Nft, table: &str) -> usize {
-    let Ok(text) = nft.output(&["-j", "list", "map", "ip", table, "service-ips"]).await else { return 0 };
-    let Ok(doc) = serde_json::from_str::<Value>(&text) else { return 0 };
-    doc["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|item| item["map"]["elem"].as_array())
-        .map(Vec::len)
-        .sum()
+pub async fn programmed_cluster_ips(nft: &Nft, table: &str) -> BTreeSet<Ipv4Addr> {
+    let Ok(text) = nft.output(&["-j", "list", "map", "ip", table, "service-ips"]).await else { return BTreeSet::new() };
+    let Ok(doc) = serde_json::from_str::<Value>(&text) else { return BTreeSet::new() };
+    let mut found = BTreeSet::new();
+    for item in doc["nftables"].as_array().into_iter().flatten() {
+        for elem in item["map"]["elem"].as_array().into_iter().flatten() {
+            collect_addresses(elem, &mut found);
+        }
+    }
+    found
+}
+
+/// Every IPv4 address among the strings of `value` (a map element: its key, maybe a concatenation,
+/// and its verdict).
+fn collect_addresses(value: &Value, found: &mut BTreeSet<Ipv4Addr>) {
+    match value {
+        Value::String(s) => found.extend(s.parse::<Ipv4Addr>().ok()),
+        Value::Array(items) => items.iter().for_each(|v| collect_addresses(v, found)),
+        Value::Object(fields) => fields.values().for_each(|v| collect_addresses(v, found)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

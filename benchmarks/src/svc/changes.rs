@@ -97,7 +97,7 @@ pub async fn measure(
         match monitor.wait_for(&format!("{address} "), plan.timeout).await {
             Some(at) => to_rule.record(at.saturating_duration_since(sent)),
             None => {
-                let chain = format!("svc-{namespace}/{name}/tcp/http");
+                let chain = super::agent::service_chain(namespace, &name);
                 let text = Nft::default().output(&["list", "chain", "ip", table, &chain]).await.unwrap_or_default();
                 let in_kernel_after_timeout = text.contains(&format!("{address} "));
                 eprintln!(

@@ -2,12 +2,7 @@
 //! the host by a veth pair) runs a TCP echo server (this executable, re-run inside the namespace with
 //! [`ECHO_SERVER_ARG`]); the host sends small requests and reads the echo, alternately to the pod's
 //! address and to a ClusterIP the agent DNATs to it, so both paths see the same machine load.
-//!
-//! The two paths reach the server on different ports ([`DIRECT_PORT`], [`ECHO_PORT`]): were they the
-//! same, a direct connection could take a source port whose masqueraded ClusterIP connection still
-//! sits in conntrack (TIME_WAIT) with the same tuple in its reply direction, and conntrack would
-//! treat its SYN as invalid and the connection would hang. That is a property of conntrack, not of
-//! the proxy (kube-proxy's clients see it too), so the benchmark keeps it out of the figures.
+
 //!
 //! Two shapes: one request per new connection (the NAT rules are evaluated for each: connection
 //! set-up is timed too) and many requests over one kept-open connection (only conntrack's lookup).
@@ -30,8 +25,6 @@ pub const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 254, 254, 2);
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 254, 254, 1);
 /// The slices' target port: the latency Service reaches the server there.
 pub const ECHO_PORT: u16 = super::objects::TARGET_PORT;
-/// Where the direct (pod IP) path reaches the same server.
-pub const DIRECT_PORT: u16 = ECHO_PORT + 1;
 /// Bytes per request (and per answer).
 const MESSAGE: usize = 32;
 /// A lost packet must fail the run rather than hang it.
@@ -54,18 +47,9 @@ pub enum LatencyRunError {
     Histogram(#[from] LatencyError),
 }
 
-/// Serves echo on every address of `addrs` until killed: for each connection, writes back whatever
-/// arrives.
-pub fn echo_server(addrs: &[String]) -> std::io::Result<()> {
-    let listeners = addrs.iter().map(TcpListener::bind).collect::<std::io::Result<Vec<_>>>()?;
-    let serving: Vec<_> = listeners.into_iter().map(|l| std::thread::spawn(move || serve_echo(&l))).collect();
-    for thread in serving {
-        let _ = thread.join();
-    }
-    Ok(())
-}
-
-fn serve_echo(listener: &TcpListener) {
+/// Serves echo on `addr` until killed: for each connection, writes back whatever arrives.
+pub fn echo_server(addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { continue };
         std::thread::spawn(move || {
@@ -83,6 +67,7 @@ fn serve_echo(listener: &TcpListener) {
             }
         });
     }
+    Ok(())
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), LatencyRunError> {
@@ -134,16 +119,11 @@ impl EchoPod {
         let args: Vec<String> = ["netns", "exec", &ns]
             .iter()
             .map(|s| s.to_string())
-            .chain([
-                exe.to_string_lossy().into_owned(),
-                ECHO_SERVER_ARG.into(),
-                format!("{POD_IP}:{ECHO_PORT}"),
-                format!("{POD_IP}:{DIRECT_PORT}"),
-            ])
+            .chain([exe.to_string_lossy().into_owned(), ECHO_SERVER_ARG.into(), format!("{POD_IP}:{ECHO_PORT}")])
             .collect();
         let log = log_dir.join("echo-server.log");
         pod.server = Some(ManagedProcess::spawn("echo-server", Path::new("ip"), &args, &[], &log)?);
-        let addr = SocketAddr::from((POD_IP, DIRECT_PORT));
+        let addr = SocketAddr::from((POD_IP, ECHO_PORT));
         let deadline = Instant::now() + Duration::from_secs(10);
         while round_trip_new_connection(addr).is_err() {
             if Instant::now() >= deadline {
@@ -188,6 +168,12 @@ fn prepare(stream: &TcpStream) {
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
 }
 
+/// Says when and in which shape a request failed (to line up with the agent's log).
+fn failed(shape: &str, e: &LatencyRunError) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    eprintln!("latency: a {shape} request failed at {:.3} s since the epoch: {e}", now.as_secs_f64());
+}
+
 /// Latency of one path in both shapes.
 #[derive(Debug, Clone, Serialize)]
 pub struct PathLatency {
@@ -205,7 +191,7 @@ pub struct LatencyComparison {
     pub cluster_ip: PathLatency,
 }
 
-/// Alternates requests between the pod IP ([`DIRECT_PORT`]) and `cluster_ip:service_port`:
+/// Alternates requests between the pod IP and `cluster_ip` (both on [`ECHO_PORT`] / `service_port`):
 /// `connections` new connections each, then `round_trips` exchanges over one connection each.
 pub fn compare(
     cluster_ip: Ipv4Addr,
@@ -213,18 +199,18 @@ pub fn compare(
     connections: usize,
     round_trips: usize,
 ) -> Result<LatencyComparison, LatencyRunError> {
-    let targets = [SocketAddr::from((POD_IP, DIRECT_PORT)), SocketAddr::from((cluster_ip, service_port))];
+    let targets = [SocketAddr::from((POD_IP, ECHO_PORT)), SocketAddr::from((cluster_ip, service_port))];
     let mut fresh = [LatencyRecorder::new()?, LatencyRecorder::new()?];
     // Warm-up: ARP, conntrack and the server's threads.
     for _ in 0..50 {
         for addr in targets {
-            round_trip_new_connection(addr)?;
+            round_trip_new_connection(addr).inspect_err(|e| failed("warm-up", e))?;
         }
     }
     for _ in 0..connections {
         for (i, addr) in targets.iter().enumerate() {
             let started = Instant::now();
-            round_trip_new_connection(*addr)?;
+            round_trip_new_connection(*addr).inspect_err(|e| failed("new connection", e))?;
             fresh[i].record(started.elapsed());
         }
     }
@@ -239,7 +225,7 @@ pub fn compare(
     for _ in 0..round_trips {
         for (i, (stream, addr)) in streams.iter_mut().enumerate() {
             let started = Instant::now();
-            exchange(stream, *addr)?;
+            exchange(stream, *addr).inspect_err(|e| failed("kept connection", e))?;
             kept[i].record(started.elapsed());
         }
     }

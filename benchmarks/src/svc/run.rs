@@ -14,7 +14,7 @@ use http::Method;
 use super::agent::{self, AgentError, AgentProcess, NODE};
 use super::changes::{self, ChangeError, ChangePlan};
 use super::cli::SvcArgs;
-use super::latency::{self, EchoPod, LatencyRunError, DIRECT_PORT, POD_IP};
+use super::latency::{self, EchoPod, LatencyRunError, ECHO_PORT, POD_IP};
 use super::objects::{self, LATENCY_SERVICE, LATENCY_SERVICE_IP, SERVICE_PORT};
 use super::report::{Load, SvcReport};
 use super::resync::{self, ResyncError};
@@ -108,7 +108,8 @@ async fn measure(
     let table = agent.table.clone();
     let dns_table = agent.dns_table.clone();
     let result = async {
-        let programmed = agent.wait_programmed(args.services, args.program_timeout).await?;
+        let cluster_ips: Vec<_> = (0..args.services).map(objects::cluster_ip).collect();
+        let programmed = agent.wait_programmed(&cluster_ips, args.program_timeout).await?;
         eprintln!("the agent programmed {} Services in {:.2} s", args.services, programmed.as_secs_f64());
         load.push(Load::now("changes"));
         let plan = ChangePlan {
@@ -205,9 +206,10 @@ async fn measure_latency(
     conn.send(Method::POST, &objects::slices_path(namespace), slice)
         .await
         .map_err(api("creating the latency EndpointSlice"))?;
-    agent.wait_programmed(args.services + 1, Duration::from_secs(30)).await?;
+    agent.wait_programmed(&[LATENCY_SERVICE_IP], Duration::from_secs(30)).await?;
+    agent.wait_endpoint(namespace, LATENCY_SERVICE, POD_IP, Duration::from_secs(30)).await?;
     eprintln!(
-        "latency: {} new connections and {} round trips to {POD_IP}:{DIRECT_PORT} and {LATENCY_SERVICE_IP}:{SERVICE_PORT}",
+        "latency: {} new connections and {} round trips to {POD_IP}:{ECHO_PORT} and {LATENCY_SERVICE_IP}:{SERVICE_PORT}",
         args.connections, args.round_trips
     );
     let (connections, round_trips) = (args.connections, args.round_trips);
