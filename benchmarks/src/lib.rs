@@ -24,6 +24,8 @@
 //! - [`rollout`]: everything of `rollout-bench` (a large Deployment's creation and rolling update).
 //! - [`cpu`]: CPU time of processes, from `/proc`.
 //! - [`podstart`]: everything of `podstart-bench` (pod start latency on one node, against raw CRI).
+//! - [`svc`]: everything of `svc-bench` (the node agent's service proxy: resync, change → rule,
+//!   added latency).
 
 pub mod api;
 pub mod bench;
@@ -40,4 +42,5 @@ pub mod report;
 pub mod rollout;
 pub mod rss;
 pub mod sched;
+pub mod svc;
 pub mod workload;

@@ -30,6 +30,15 @@ pub enum ConfigError {
     DnsUpstreamLoop(SocketAddr),
 }
 
+/// How the agent proxies Services (`--proxy-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyMode {
+    /// An nftables table per node (needs the `nft` command).
+    Nftables,
+    /// No service proxy (another proxy runs, or the host has no nftables).
+    None,
+}
+
 /// `gantry-node-agent` flags.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "gantry-node-agent", about = "Gantry node agent: runs the pods bound to this node over CRI")]
@@ -74,13 +83,18 @@ pub struct Config {
     #[arg(long, default_value = crate::node::pressure::DEFAULT_EVICTION_HARD)]
     pub eviction_hard: String,
     /// Instead of running: stop and remove every sandbox and container this node created, with their
-    /// cgroups, volumes and logs, and its cluster DNS redirect (nftables table), then exit (the API is
-    /// not touched). For taking a node apart.
+    /// cgroups, volumes and logs, its cluster DNS redirect and its service proxy (nftables tables), then
+    /// exit (the API is not touched). For taking a node apart.
     #[arg(long)]
     pub cleanup: bool,
     /// How often each pod worker re-reads the runtime when nothing else wakes it.
     #[arg(long, default_value = "1", value_parser = parse_seconds)]
     pub pod_resync_seconds: Duration,
+    /// Service proxy: `nftables` programs ClusterIPs and NodePorts into an nftables table of this node
+    /// (left in place when the agent stops; `--cleanup` deletes it); `none` leaves Services to another
+    /// proxy.
+    #[arg(long, value_enum, default_value_t = ProxyMode::Nftables)]
+    pub proxy_mode: ProxyMode,
     /// The cluster DNS address: the nameserver of `ClusterFirst` pods, redirected (UDP and TCP port
     /// 53) to this agent's DNS server by an nftables table of its own (the `kube-dns` Service's IP).
     #[arg(long, default_value = "10.96.0.10")]
@@ -210,6 +224,9 @@ mod tests {
         assert_eq!(config.max_pods, 110);
         assert_eq!(config.lease_renew_seconds, Duration::from_secs(10));
         assert!(config.allowed_host_paths.is_empty());
+        assert_eq!(config.proxy_mode, ProxyMode::Nftables);
+        assert_eq!(parse(&["--proxy-mode", "none"]).expect("parse").proxy_mode, ProxyMode::None);
+        assert!(parse(&["--proxy-mode", "iptables"]).is_err());
         assert_eq!(config.cluster_dns, Ipv4Addr::new(10, 96, 0, 10));
         assert_eq!(config.cluster_domain, "cluster.local");
         assert_eq!(config.dns_listen_addr().expect("dns listen"), "0.0.0.0:10053".parse().expect("addr"));

@@ -6,8 +6,9 @@
 //! and CRI configs, and the per-pod workers), [`objects`] (the ConfigMaps and Secrets pods read, each
 //! followed by a watch), [`volume`] (volume plans, mounts and their set-up on the host), [`server`]
 //! (the HTTPS server for logs, exec and metrics), [`metrics`] (the registry it serves),
-//! [`events`] (the kubelet's core/v1 Events), [`services`] (the cluster's Services with their
-//! endpoints) and [`dns`] (cluster DNS answered from them, and the redirect pods reach it through).
+//! [`events`] (the kubelet's core/v1 Events), [`services`] (the cluster's Services joined with their
+//! endpoints), [`dns`] (cluster DNS answered from them, and the redirect pods reach it through) and
+//! [`proxy`] (the service proxy: an nftables table for ClusterIPs and NodePorts).
 //!
 //! It talks to the control plane only through the public Kubernetes API, so it could serve any
 //! conformant API server; it must not depend on `raft-store`, `control-plane` or `controllers`. The
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod node;
 pub mod objects;
 pub mod pod;
+pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod services;
@@ -29,18 +31,17 @@ pub mod volume;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-pub use config::Config;
+pub use config::{Config, ProxyMode};
 
 /// CRI calls other than pulls and stops must answer within this.
 pub const CRI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Image pulls may take this long.
 pub const PULL_TIMEOUT: Duration = Duration::from_secs(600);
-/// How long the service catalog gathers changes before publishing (DNS answers lag by at most this).
-pub const CATALOG_DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,8 @@ pub enum AgentError {
     Tls(#[from] server::tls::TlsError),
     #[error("listening on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("service proxy: {0}")]
+    Proxy(#[from] proxy::NftError),
     #[error("cluster DNS: {0}")]
     Dns(#[from] dns::DnsSetupError),
     #[error("reading {path}: {source}")]
@@ -79,16 +82,28 @@ pub async fn client_from_kubeconfig(path: &std::path::Path) -> Result<kube::Clie
     Ok(kube::Client::try_from(kube_config(path).await?)?)
 }
 
+/// How long the service catalog waits for more Service and EndpointSlice changes before publishing:
+/// a rollout's burst of slice updates becomes one proxy sync (and DNS answers lag by at most this).
+pub const SERVICE_CATALOG_DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// Grace period given to containers stopped by [`cleanup`].
 pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
 /// Stops and removes everything this node created on the runtime and under its root directory, and
-/// its cluster DNS redirect; returns how many pods were removed. The API is not touched.
+/// its cluster DNS redirect and service proxy tables; returns how many pods were removed. The API is
+/// not touched.
 pub async fn cleanup(config: &Config) -> Result<usize, AgentError> {
     config.validate()?;
+    // The tables first: they need no runtime. Without nft there can be no proxy table to delete.
     let table = dns::redirect::table_name(&config.node_name).map_err(dns::DnsSetupError::from)?;
     if dns::redirect::remove(&table).await.map_err(dns::DnsSetupError::from)? {
         info!(%table, "removed the cluster DNS redirect");
+    }
+    let table = proxy::table_name(&config.node_name);
+    match proxy::Nft::default().delete_table(&table).await {
+        Ok(()) => info!(%table, "deleted the service proxy table"),
+        Err(proxy::NftError::Missing(_)) => {}
+        Err(e) => return Err(AgentError::Proxy(e)),
     }
     let runtime = runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await?;
     let sandboxes = runtime.sandboxes(runtime::node_selector(&config.node_name)).await?;
@@ -136,9 +151,11 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         .map_err(|source| AgentError::Listen { addr: listen.to_string(), source })?;
     let host_resolv = dns::ResolvConf::read(&config.resolv_conf)
         .map_err(|source| AgentError::ResolvConf { path: config.resolv_conf.display().to_string(), source })?;
-    let catalog = services::feed::spawn(client.clone(), CATALOG_DEBOUNCE, shutdown.clone());
-    let dns_server =
-        dns::DnsSetup::from_config(&config, &host_resolv)?.start(catalog, metrics.clone(), shutdown.clone()).await?;
+    // One feed of the cluster's Services and endpoints serves the DNS server and the proxy.
+    let catalog = services::feed::spawn(client.clone(), SERVICE_CATALOG_DEBOUNCE, shutdown.clone());
+    let dns_server = dns::DnsSetup::from_config(&config, &host_resolv)?
+        .start(catalog.clone(), metrics.clone(), shutdown.clone())
+        .await?;
     let facts = node::NodeFacts {
         name: config.node_name.clone(),
         ip: config.node_ip().to_string(),
@@ -162,6 +179,24 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         node::heartbeat::PressureSource { fs_path: config.root_dir.clone(), thresholds },
     );
     let heartbeat = tokio::spawn(heartbeat.run(shutdown.clone()));
+    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
+    // The proxy needs no runtime: it starts before the agent waits for one.
+    let proxy = match config.proxy_mode {
+        ProxyMode::Nftables => {
+            let proxy = proxy::Proxy {
+                netfilter: proxy::Nft::default(),
+                table: proxy::table_name(&config.node_name),
+                metrics: proxy::ProxyMetrics::register(metrics.registry())?,
+                events: Some((recorder.clone(), node_reference(&config.node_name))),
+            };
+            for warning in proxy::host::apply(&proxy::host::required(std::path::Path::new("/proc/sys"))) {
+                warn!(%warning, "service proxy host setting");
+            }
+            info!(table = %proxy.table, "service proxy running (nftables)");
+            Some(tokio::spawn(proxy.run(catalog, shutdown.clone())))
+        }
+        ProxyMode::None => None,
+    };
     let runtime = loop {
         match runtime::Runtime::connect(&config.runtime_endpoint, CRI_TIMEOUT).await {
             Ok(runtime) => break runtime.with_metrics(metrics.clone()),
@@ -183,7 +218,6 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     let server = tokio::spawn(server::run(state, tls, listener, async move {
         let _ = server_shutdown.wait_for(|stop| *stop).await;
     }));
-    let recorder = events::EventRecorder::new(client.clone(), config.node_name.clone());
     let env = Arc::new(pod::worker::WorkerEnv {
         objects: objects::ObjectCache::new(client.clone()),
         host_paths: volume::HostPathPolicy { allowed_prefixes: config.allowed_host_paths.clone() },
@@ -206,6 +240,9 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
     });
     pod::manager::run(env, shutdown.clone()).await;
     let _ = heartbeat.await;
+    if let Some(proxy) = proxy {
+        let _ = proxy.await;
+    }
     let _ = dns_server.await;
     match server.await {
         Ok(Err(e)) => warn!(error = %e, "agent server stopped with an error"),
@@ -213,4 +250,15 @@ pub async fn run(config: Config, mut shutdown: watch::Receiver<bool>) -> Result<
         Ok(Ok(())) => {}
     }
     Ok(())
+}
+
+/// The reference of Node `name` for events about it (upstream uses the name as its uid).
+fn node_reference(name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(name.into()),
+        uid: Some(name.into()),
+        ..Default::default()
+    }
 }

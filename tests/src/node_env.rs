@@ -205,8 +205,13 @@ pub fn dns_redirect_table(node_name: &str) -> String {
     format!("gantry-dns-{node_name}")
 }
 
-/// A `gantry-node-agent` process; SIGKILLed when dropped, and its cluster DNS redirect deleted (a
-/// killed agent leaves it, and it would catch the cluster DNS traffic of later tests' pods).
+/// The nftables table of an agent's service proxy (`gantry_node_agent::proxy::table_name`).
+pub fn proxy_table(node_name: &str) -> String {
+    format!("gantry-proxy-{node_name}")
+}
+
+/// A `gantry-node-agent` process; SIGKILLed when dropped, and its cluster DNS redirect and service
+/// proxy tables deleted (a killed agent leaves them, and they would catch later tests' traffic).
 pub struct AgentProcess {
     config: AgentConfig,
     child: Option<Child>,
@@ -265,14 +270,18 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// Kills the agent and deletes its cluster DNS redirect and service proxy tables, which outlive
+    /// the process by design (a missing table is fine).
     fn drop(&mut self) {
         self.kill();
-        let table = dns_redirect_table(&self.config.node_name);
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &table])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let node = &self.config.node_name;
+        for table in [dns_redirect_table(node), proxy_table(node)] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! `down` takes it apart in the opposite order: the agent stops, `gantry-node-agent --cleanup` removes
 //! every sandbox and container it created (so CNI releases addresses and deletes veths) with their
-//! cgroups, volumes and logs, containerd stops, the bridge is deleted and anything still mounted under
+//! cgroups, volumes and logs, and its service proxy's nftables table, containerd stops, the bridge is deleted and anything still mounted under
 //! `.gantry/` is unmounted.
 
 use std::fs::{self, OpenOptions};

@@ -5,12 +5,11 @@
 //!      RocksDB), `etcd-server`, `etcd-client` (etcd is the reference the store is compared with,
 //!      etcdctl talks to our etcd-compatible API), `curl`, and for the node agent's tests on a real
 //!      runtime `containerd`, `runc`, `containernetworking-plugins`, `umoci`, `busybox-static`, `iproute2`,
-//!      and `nftables` (the agent redirects the cluster DNS address to its DNS server with `nft`);
-//!    - needed by later work: none at the moment.
+//!      and `nftables` (the node agent's service proxy and its cluster DNS redirect program the packet
+//!      filter with `nft`).
 //!
 //!    As root, missing packages are installed with `apt-get update` (once) and `apt-get install -y`.
-//!    Otherwise the command prints what to install and fails when a package needed now is missing
-//!    (a missing later package is only a warning).
+//!    Otherwise the command prints what to install and fails when a package is missing.
 //!    The Python `kubernetes` client (for the API compatibility tests) is installed with pip if missing.
 //! 2. `cargo build --workspace --bins --tests`, so process-level tests find `gantry-control-plane` (and the
 //!    other binaries) in the target directory; `GANTRY_BIN_DIR` is set to that directory unless already
@@ -41,9 +40,6 @@ const REQUIRED: &[&str] = &[
     "iproute2",
     "nftables",
 ];
-
-/// Debian packages that later work needs; installed when possible.
-const LATER: &[&str] = &[];
 
 /// Commands that the required packages provide, checked when `dpkg-query` is not available.
 const REQUIRED_COMMANDS: &[(&str, &str)] = &[
@@ -178,41 +174,24 @@ fn prerequisites() -> Result<()> {
     }
 
     let missing_required = missing_packages(REQUIRED);
-    let missing_later = missing_packages(LATER);
-    if missing_required.is_empty() && missing_later.is_empty() {
+    if missing_required.is_empty() {
         util::say("all prerequisites are installed");
         return Ok(());
     }
 
     if !util::is_root() || !util::have_command("apt-get") {
-        let all: Vec<&str> = missing_required.iter().chain(missing_later.iter()).copied().collect();
-        let hint = format!(
+        bail!(
             "missing Debian packages: {}. Install them with:\n    sudo apt-get update && sudo apt-get install -y {}",
-            all.join(" "),
-            all.join(" ")
+            missing_required.join(" "),
+            missing_required.join(" ")
         );
-        if missing_required.is_empty() {
-            warn(format!("{hint}\n(not needed by the current tests; continuing)"));
-            return Ok(());
-        }
-        bail!("{hint}");
     }
 
     run_apt(&["update"])?;
-    if !missing_required.is_empty() {
-        step(format!("installing {}", missing_required.join(" ")));
-        let mut args = vec!["install", "-y", "--no-install-recommends"];
-        args.extend(&missing_required);
-        run_apt(&args)?;
-    }
-    if !missing_later.is_empty() {
-        step(format!("installing {} (for later tests)", missing_later.join(" ")));
-        let mut args = vec!["install", "-y", "--no-install-recommends"];
-        args.extend(&missing_later);
-        if let Err(err) = run_apt(&args) {
-            warn(format!("{err:#}; continuing, the current tests do not need these packages"));
-        }
-    }
+    step(format!("installing {}", missing_required.join(" ")));
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(&missing_required);
+    run_apt(&args)?;
     let still = missing_packages(REQUIRED);
     if !still.is_empty() {
         bail!("still missing after apt-get install: {}", still.join(" "));
