@@ -1278,6 +1278,29 @@ where
                 }
             }
 
+            Notify::LocalLogFlushed {
+                vote,
+                last_log_id,
+                result,
+            } => {
+                // GANTRY PATCH: completion of a leader's own append that RaftCore did not wait for
+                // (see `Command::AppendInputEntries` below). A failed flush stops RaftCore, as a
+                // failed blocking append does: the entries may never reach the disk.
+                if let Err(e) = result {
+                    let err: StorageError<C::NodeId> = StorageIOError::write_logs(AnyError::error(e)).into();
+                    return Err(Fatal::StorageError(err));
+                }
+                // Reported only to the leadership that appended the entries, the one leadership
+                // for which `last_log_id` is surely still in this node's log. Another leadership
+                // of this node counts its own log from its own appends on; flushes complete in
+                // append order, so its first reported flush covers everything appended earlier.
+                if self.does_vote_match(&vote, "LocalLogFlushed") {
+                    if let Ok(mut lh) = self.engine.leader_handler() {
+                        lh.replication_handler().update_local_progress(Some(last_log_id));
+                    }
+                }
+            }
+
             Notify::Tick { i } => {
                 // check every timer
 
@@ -1637,12 +1660,24 @@ where
                 let last_log_id = entries.last().unwrap().get_log_id().clone();
                 tracing::debug!("AppendInputEntries: {}", DisplaySlice::<_>(&entries),);
 
-                self.append_to_log(entries, vote, last_log_id.clone()).await?;
+                // GANTRY PATCH: a leader appending its own entries does not wait for them to be
+                // flushed: the storage makes them readable at once, so replication to followers
+                // starts while the local disk syncs (as the Raft thesis, 10.2.1, allows), and the
+                // local flush counts towards a quorum only when `Notify::LocalLogFlushed` reports
+                // it. Followers (and a node that is no longer the leader that queued this append)
+                // still wait, because their responses claim the entries are durable.
+                let leading_with_vote = self.engine.leader.as_ref().map(|l| &l.vote) == Some(&vote);
+                if leading_with_vote {
+                    let callback = LogFlushed::to_core(self.tx_notify.clone(), vote, last_log_id);
+                    self.log_store.append(entries, callback).await?;
+                } else {
+                    self.append_to_log(entries, vote, last_log_id.clone()).await?;
 
-                // The leader may have changed.
-                // But reporting to a different leader is not a problem.
-                if let Ok(mut lh) = self.engine.leader_handler() {
-                    lh.replication_handler().update_local_progress(Some(last_log_id));
+                    // The leader may have changed.
+                    // But reporting to a different leader is not a problem.
+                    if let Ok(mut lh) = self.engine.leader_handler() {
+                        lh.replication_handler().update_local_progress(Some(last_log_id));
+                    }
                 }
             }
             Command::SaveVote { vote } => {
