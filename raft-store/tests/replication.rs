@@ -1,5 +1,6 @@
 //! In-process 3-replica tests: election, replication, writes and linearizable reads through every
-//! replica, watch order across a leader change, learner add / promote / voter removal.
+//! replica, watch order across a leader change, learner add / promote / voter removal, and a lone
+//! replica that is its own quorum.
 
 mod common;
 
@@ -211,5 +212,30 @@ async fn learner_is_added_promoted_and_a_voter_removed() {
     c4.put("after-removal", "ok", None).await.expect("write after removal");
     let got = c.get("after-removal", None).await.expect("get");
     assert_eq!(got.kvs()[0].value(), b"ok");
+    cluster.shutdown().await;
+}
+
+/// A lone replica is its own quorum, so its writes commit only once the report of its own log flush
+/// reaches openraft (the leader no longer waits for that flush inline; see
+/// `third_party/openraft/GANTRY-PATCH.md`). Every acknowledged write must also survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_single_replica_commits_through_its_own_log_flush() {
+    let mut cluster = TestCluster::start(1, |_| {}).await;
+    assert_eq!(cluster.leader().await, 1);
+    let mut c = client(&cluster.endpoint(1)).await;
+    for i in 0..50i64 {
+        let resp = c.put(format!("solo/{i:02}"), format!("v{i}"), None).await.expect("put");
+        assert_eq!(resp.header().expect("header").revision(), i + 2, "one revision per write after revision 1");
+    }
+
+    let old = cluster.stop(1).await;
+    cluster.restart(old).await;
+    assert_eq!(cluster.leader().await, 1);
+    let mut c = client(&cluster.endpoint(1)).await;
+    let r = c.get("solo/", Some(GetOptions::new().with_prefix())).await.expect("get");
+    assert_eq!(r.count(), 50, "every acknowledged write survives the restart");
+    assert_eq!(r.kvs()[49].value_str().expect("utf8"), "v49");
+    let resp = c.put("solo/after", "x", None).await.expect("put after restart");
+    assert_eq!(resp.header().expect("header").revision(), 52);
     cluster.shutdown().await;
 }

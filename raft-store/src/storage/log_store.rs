@@ -5,7 +5,11 @@
 //! - `append` writes the entries (readable at once, as openraft requires) without waiting for the disk,
 //!   and reports completion (the `LogFlushed` callback) only after a WAL fsync that covers them. One
 //!   syncer thread runs those fsyncs back to back; every append that arrived while one ran is covered
-//!   by the next, so many client proposals share one fsync (group commit).
+//!   by the next, so many client proposals share one fsync (group commit). Callbacks therefore complete
+//!   in append order, and a successful one means every earlier append is durable too. The patched
+//!   openraft leader relies on both (readable at once, durable in order): it replicates entries before
+//!   its own fsync and counts them for itself only when the callback reports them
+//!   (`third_party/openraft/GANTRY-PATCH.md`).
 //! - `truncate` and `purge` are single atomic write batches, synced, so a crash never leaves a hole in
 //!   the log or a purge marker that disagrees with the entries present.
 //!

@@ -1,11 +1,13 @@
 //! Coalesces concurrent client transactions into batches, so that one Raft log entry (one leader
 //! fsync, one replication round, one apply batch) carries many of them.
 //!
-//! Why: openraft 0.9 waits for each entry's log fsync inside its core loop, so entries are appended
-//! one fsync at a time. Proposing each transaction as its own entry caps write throughput at about one
-//! transaction per fsync, however many clients wait. Here at most `MAX_RUNNING` batches are in flight
-//! per replica; whatever queues up meanwhile goes out as the next batch. A lone client never waits for
-//! a timer: with nothing in flight its write leaves at once.
+//! Why: every entry costs a replication round, an apply and, on each follower, an fsync before the
+//! follower acknowledges it (openraft 0.9 runs a follower's appends one at a time in its core loop).
+//! Proposing each transaction as its own entry caps write throughput at about one transaction per
+//! follower fsync, however many clients wait. Here at most `MAX_RUNNING` batches are in flight per
+//! replica; whatever queues up meanwhile goes out as the next batch. A lone client never waits for a
+//! timer: with nothing in flight its write leaves at once. (The leader does not wait for its own
+//! fsync before it replicates: see `third_party/openraft/GANTRY-PATCH.md`.)
 //!
 //! Owns only the queue; routing and proposing are the store's (`Store::write_direct`).
 
@@ -19,9 +21,10 @@ use crate::error::StoreError;
 use crate::network::forward::{ForwardRequest, ForwardResponse};
 use crate::types::{Command, CommandResponse, CommandResult};
 
-/// Batches in flight per replica. The leader appends entries one fsync at a time, so fewer, larger
-/// entries win: with one batch in flight per replica the store-bench put throughput at 16 and 64
-/// clients was 15-30% higher than with two, and equal at 1 and 256.
+/// Batches in flight per replica. Fewer, larger entries win: with one batch in flight per replica the
+/// store-bench put throughput at 16 and 64 clients was 15-30% higher than with two, and equal at 1 and
+/// 256, while the leader still waited for its own fsync; without that wait, one and two measured the
+/// same (5 interleaved runs).
 const MAX_RUNNING: usize = 1;
 /// Upper bounds for one batch. A single command larger than `MAX_BATCH_BYTES` still goes, alone.
 const MAX_BATCH_COMMANDS: usize = 1024;
