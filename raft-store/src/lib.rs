@@ -7,6 +7,7 @@
 //! Must not depend on anything Kubernetes: the control plane builds its API on top of `Store`.
 
 pub mod config;
+pub mod core_watch;
 pub mod error;
 pub mod etcd_api;
 pub mod lease;

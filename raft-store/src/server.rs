@@ -44,6 +44,8 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Serves the peer and client APIs of `store` until `shutdown` resolves, then shuts the store down.
+/// If the Raft core stops on its own first (see [`crate::core_watch`]), the same happens and the
+/// result is an error naming why.
 pub async fn run(
     store: Store,
     peer_listener: TcpListener,
@@ -53,8 +55,17 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let closing = store.clone();
+    let failure = std::sync::Arc::new(std::sync::OnceLock::new());
+    let failed = failure.clone();
+    let metrics = store.raft().metrics();
     tokio::spawn(async move {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            reason = crate::core_watch::core_failure(metrics) => {
+                tracing::error!(%reason, "the raft core stopped; shutting the replica down");
+                let _ = failed.set(reason);
+            }
+        }
         // End watch and keep-alive streams first, so the servers' graceful drain can finish.
         closing.begin_close();
         let _ = stop_tx.send(true);
@@ -100,6 +111,9 @@ pub async fn run(
         }
     };
     store.shutdown().await;
+    if let Some(reason) = failure.get() {
+        return Err(StoreError::Raft(format!("the raft core stopped ({reason}); this replica cannot serve")));
+    }
     p.map_err(|e| StoreError::Raft(format!("peer server: {e}")))?;
     c.map_err(|e| StoreError::Raft(format!("client server: {e}")))?;
     Ok(())
