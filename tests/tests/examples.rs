@@ -1,6 +1,7 @@
 //! The manifests in `examples/` run as their comments say on a node agent over a real containerd,
 //! as `cargo xtask up` sets one up: `kubectl apply -f examples/` gives an Available web Deployment
-//! answering HTTP, a completed Job and a pod serving a file from its ConfigMap volume.
+//! answering HTTP on its pod IPs and through its Service's ClusterIP (the agent's proxy), a completed
+//! Job and a pod serving a file from its ConfigMap volume.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +34,16 @@ async fn the_examples_run_on_a_node() {
         let body = wait_for(Duration::from_secs(20), "web answers", || http_get(ip, 8080, "/"), String::new).await;
         assert!(body.contains("hello from gantry"), "{body}");
     }
+    let service = env.get(&["service", "web"]).expect("web service");
+    let cluster_ip = service["spec"]["clusterIP"].as_str().expect("cluster ip").to_string();
+    let body = wait_for(
+        Duration::from_secs(30),
+        "the web Service answers on its ClusterIP",
+        || http_get(&cluster_ip, 80, "/"),
+        || agent.log_tail(),
+    )
+    .await;
+    assert!(body.contains("hello from gantry"), "{body}");
 
     env.ok(&["wait", "--for=condition=complete", "job/countdown", "--timeout=120s"]);
     let job = env.get(&["job", "countdown"]).expect("job");

@@ -243,7 +243,8 @@ pub fn usage(paths: &Paths, node: &NodeProcs) -> Vec<String> {
         ),
         "Images without a registry: localhost/busybox:1 (busybox, with httpd) and localhost/pause:latest.".to_string(),
         "  kubectl get nodes -o wide".to_string(),
-        "  kubectl apply -f examples/    # a web Deployment, a Job and a pod reading a ConfigMap".to_string(),
+        "  kubectl apply -f examples/    # a web Deployment and its Service, a Job, a pod reading a ConfigMap"
+            .to_string(),
         "  kubectl run hello --image=localhost/busybox:1 --restart=Never -- sh -c 'echo hello; sleep 3600'".to_string(),
         "  kubectl get pods -o wide".to_string(),
     ]
