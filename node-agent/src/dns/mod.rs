@@ -6,7 +6,8 @@
 //! cluster DNS address, which an nftables table of the agent's own redirects to it ([`redirect`]).
 //! [`setup`] turns the agent's flags into a running server.
 //!
-//! Depends on the service catalog and the agent's metrics only; knows nothing of pods or the runtime.
+//! Depends on the service catalog, the agent's metrics and the proxy's `nft` runner only; knows
+//! nothing of pods or the runtime.
 
 pub mod answer;
 pub mod exchange;

@@ -6,16 +6,16 @@
 //! The chains run just before the `dstnat` priority, so a service proxy that DNATs the `kube-dns`
 //! ClusterIP (to endpoints that do not exist, since the agent itself answers) never sees these
 //! packets: the first nat chain that binds a connection wins. Two agents on one machine program
-//! equivalent tables. The ruleset text is pure; [`apply`] and [`remove`] run `nft`.
+//! equivalent tables. The ruleset text is pure; [`apply`] and [`remove`] run `nft` through the
+//! service proxy's runner ([`crate::proxy::Nft`]: time limit, errors with nft's message).
 
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::proxy::nft::{Netfilter, Nft, NftError};
 
 /// Priority of the nat chains: before `dstnat` (-100), where a service proxy's DNAT runs.
 pub const NAT_PRIORITY: i32 = -110;
@@ -29,10 +29,8 @@ const MAX_TABLE_NAME: usize = 256;
 pub enum RedirectError {
     #[error("nftables table name for node {0:?} is longer than {MAX_TABLE_NAME} bytes")]
     TableName(String),
-    #[error("running nft for table {table}: {source}")]
-    Spawn { table: String, source: std::io::Error },
-    #[error("nft failed for table {table}: {stderr}")]
-    Nft { table: String, stderr: String },
+    #[error("table {table}: {source}")]
+    Nft { table: String, source: NftError },
 }
 
 /// An IPv4 network, `address/prefix`.
@@ -95,24 +93,30 @@ impl RedirectRules {
 
 /// Programs the table (replacing any previous version).
 pub async fn apply(rules: &RedirectRules) -> Result<(), RedirectError> {
-    nft(&rules.table, &["-f", "-"], Some(rules.ruleset())).await
+    Nft::default()
+        .apply(rules.ruleset())
+        .await
+        .map_err(|source| RedirectError::Nft { table: rules.table.clone(), source })
 }
 
 /// Deletes the table; `false` when there was none.
 pub async fn remove(table: &str) -> Result<bool, RedirectError> {
-    match nft(table, &["delete", "table", "ip", table], None).await {
-        Ok(()) => Ok(true),
-        Err(RedirectError::Nft { stderr, .. }) if stderr.contains("No such file or directory") => Ok(false),
-        Err(e) => Err(e),
+    if !exists(table).await? {
+        return Ok(false);
     }
+    Nft::default()
+        .delete_table(table)
+        .await
+        .map_err(|source| RedirectError::Nft { table: table.to_string(), source })?;
+    Ok(true)
 }
 
 /// Whether the table exists.
 async fn exists(table: &str) -> Result<bool, RedirectError> {
-    match nft(table, &["list", "table", "ip", table], None).await {
-        Ok(()) => Ok(true),
-        Err(RedirectError::Nft { stderr, .. }) if stderr.contains("No such file or directory") => Ok(false),
-        Err(e) => Err(e),
+    match Nft::default().output(&["list", "table", "ip", table]).await {
+        Ok(_) => Ok(true),
+        Err(NftError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => Ok(false),
+        Err(source) => Err(RedirectError::Nft { table: table.to_string(), source }),
     }
 }
 
@@ -144,27 +148,6 @@ pub async fn maintain(rules: RedirectRules, mut shutdown: watch::Receiver<bool>)
             _ = shutdown.changed() => return,
         }
     }
-}
-
-async fn nft(table: &str, args: &[&str], stdin: Option<String>) -> Result<(), RedirectError> {
-    let spawn_err = |source| RedirectError::Spawn { table: table.to_string(), source };
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_err)?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).await.map_err(spawn_err)?;
-    }
-    let out = child.wait_with_output().await.map_err(spawn_err)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(RedirectError::Nft { table: table.to_string(), stderr });
-    }
-    Ok(())
 }
 
 #[cfg(test)]
