@@ -292,6 +292,12 @@ pub struct KubeEnv {
 }
 
 impl KubeEnv {
+    /// Waits up to 60 s for Node `name` to be Ready; returns the Node.
+    pub async fn wait_node_ready(&self, name: &str, context: impl Fn() -> String) -> Value {
+        wait_for(Duration::from_secs(60), "node Ready", || self.get(&["node", name]).filter(condition_ready), context)
+            .await
+    }
+
     /// `kubectl get ARGS -o json`, `None` when it fails (not found).
     pub fn get(&self, args: &[&str]) -> Option<Value> {
         let mut all = vec!["get"];
@@ -334,7 +340,12 @@ impl KubeEnv {
 
 /// Whether a pod's `Ready` condition is `True`.
 pub fn pod_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
+    condition_ready(pod)
+}
+
+/// Whether an object's `Ready` condition is `True` (pods and nodes report it alike).
+pub fn condition_ready(object: &Value) -> bool {
+    object["status"]["conditions"]
         .as_array()
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }

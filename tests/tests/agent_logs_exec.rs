@@ -76,20 +76,7 @@ async fn kubectl_logs_and_exec_reach_containers_through_the_agent() {
     let port = agent.config().port;
     let context = || format!("{}\n{}", agent.log_tail(), runtime.log_tail());
 
-    wait_for(
-        Duration::from_secs(60),
-        "node Ready",
-        || {
-            let node = env.get(&["node", NODE])?;
-            node["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                .then_some(())
-        },
-        context,
-    )
-    .await;
+    env.wait_node_ready(NODE, context).await;
     env.create(
         work.path(),
         &busybox_pod("numbers", NODE, "echo oops >&2; sleep 1; for i in 1 2 3 4 5; do echo line $i; done; sleep 3600"),

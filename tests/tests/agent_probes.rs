@@ -143,17 +143,7 @@ async fn probes_hooks_termination_and_oom_on_containerd() {
         format!("{}\n{}", env.pod(name).unwrap_or_default(), agent.log_tail())
     };
 
-    wait_for(
-        Duration::from_secs(60),
-        "node Ready",
-        || {
-            let node = env.get(&["node", NODE])?;
-            let conditions = node["status"]["conditions"].as_array()?.clone();
-            conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True").then_some(())
-        },
-        || agent.log_tail(),
-    )
-    .await;
+    env.wait_node_ready(NODE, || agent.log_tail()).await;
 
     // Everything that takes time starts at once; the checks below follow each pod's timeline.
     let pods = [

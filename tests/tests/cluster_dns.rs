@@ -186,20 +186,7 @@ async fn pods_and_the_host_resolve_cluster_names_through_the_agent() {
     let context = || format!("{}\n{}", agent.log_tail(), runtime.log_tail());
     let direct: SocketAddr = ([127, 0, 0, 1], dns_port).into();
 
-    wait_for(
-        Duration::from_secs(60),
-        "node Ready",
-        || {
-            let node = env.get(&["node", NODE])?;
-            node["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                .then_some(())
-        },
-        context,
-    )
-    .await;
+    env.wait_node_ready(NODE, context).await;
 
     // A ClusterIP Service (with an explicit ClusterIP: nothing allocates one yet), a headless one over
     // three pods whose readiness is a file, a StatefulSet under its own headless Service, and clients.

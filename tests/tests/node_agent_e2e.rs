@@ -50,18 +50,7 @@ async fn node_agent_runs_pods_on_containerd() {
     let root = agent.config().root_dir.clone();
 
     // The node registers Ready with the runtime's version.
-    let node = wait_for(
-        Duration::from_secs(60),
-        "node Ready",
-        || {
-            let node = env.get(&["node", NODE])?;
-            let ready =
-                node["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
-            ready.then_some(node)
-        },
-        || agent.log_tail(),
-    )
-    .await;
+    let node = env.wait_node_ready(NODE, || agent.log_tail()).await;
     let info = &node["status"]["nodeInfo"];
     assert!(info["containerRuntimeVersion"].as_str().unwrap_or_default().starts_with("containerd://"), "{info}");
     assert_eq!(info["kubeletVersion"], "v1.33.0-gantry");
