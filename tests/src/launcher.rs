@@ -257,15 +257,24 @@ pub fn free_port() -> Result<u16, LauncherError> {
 /// `n` distinct ports that were free on 127.0.0.1; all listeners are held until
 /// every port is read, so the ports differ from each other.
 pub fn free_ports(n: usize) -> Result<Vec<u16>, LauncherError> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(LauncherError::Port)?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(LauncherError::Port)
+    // A port is free only until someone binds it: two configs made one after the other (say, for
+    // two agents) could get the same one before the first process binds it. This process never
+    // hands a port out twice.
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut listeners = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(LauncherError::Port)?;
+        let port = listener.local_addr().map_err(LauncherError::Port)?.port();
+        // Kept bound until all are picked, so the kernel does not offer the same port twice.
+        listeners.push(listener);
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+    }
+    Ok(ports)
 }
 
 /// Looks `name` up in the directories of `PATH`.
