@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cli::Args;
+use crate::cli::{Args, TargetChoice};
 use crate::cluster::{Cluster, ClusterError, SystemKind};
 use crate::etcd::{EtcdError, EtcdLauncher};
 use crate::gantry::{GantryError, GantryLauncher};
@@ -100,6 +100,7 @@ pub struct BenchRunner {
     idle: Duration,
     stop_timeout: Duration,
     work_dir: PathBuf,
+    target: TargetChoice,
 }
 
 impl BenchRunner {
@@ -122,6 +123,7 @@ impl BenchRunner {
             idle: args.idle,
             stop_timeout: args.stop_timeout,
             work_dir: args.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+            target: args.target,
         }
     }
 
@@ -136,6 +138,7 @@ impl BenchRunner {
             value_size: self.load.value_size,
             clients_per_conn: self.load.clients_per_conn,
             idle_secs: self.idle.as_secs_f64(),
+            target: self.target,
         }
     }
 
@@ -165,7 +168,18 @@ impl BenchRunner {
             eprintln!("[{system}] {} idle RSS {:.1} MiB", m.member, kib_to_mib(m.memory.rss_kib));
         }
 
-        let generator = LoadGenerator::new(cluster.endpoints().to_vec(), self.load.clone())
+        let leader = cluster.leader_index().await?;
+        let endpoints = match self.target {
+            TargetChoice::All => cluster.endpoints().to_vec(),
+            TargetChoice::Leader => vec![cluster.endpoints()[leader].clone()],
+            TargetChoice::Follower => {
+                let follower = (leader + 1) % cluster.endpoints().len();
+                vec![cluster.endpoints()[follower].clone()]
+            }
+        };
+        let leader_name = cluster.pids().get(leader).map(|(name, _)| name.clone()).unwrap_or_default();
+        eprintln!("[{system}] leader is {leader_name}; clients talk to {}", self.target);
+        let generator = LoadGenerator::new(endpoints, self.load.clone())
             .map_err(|source| BenchError::Preload { system, source })?;
         let preload = if self.workloads.contains(&Workload::Range) {
             eprintln!(
@@ -212,6 +226,7 @@ impl BenchRunner {
             system,
             binary: launcher.binary().display().to_string(),
             startup_secs,
+            leader: leader_name,
             idle_memory,
             preload,
             rows,

@@ -138,6 +138,28 @@ impl SystemChoice {
     }
 }
 
+/// Which members the load generator connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetChoice {
+    /// Every member, clients spread round-robin (client 1 goes to the first member).
+    All,
+    /// Only the member that leads when the rows start.
+    Leader,
+    /// Only one member that does not lead when the rows start.
+    Follower,
+}
+
+impl fmt::Display for TargetChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::All => "every member",
+            Self::Leader => "the leader only",
+            Self::Follower => "one follower only",
+        })
+    }
+}
+
 /// Compare the Gantry replicated store with etcd (3 members each, loopback).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "store-bench", version, about)]
@@ -145,6 +167,10 @@ pub struct Args {
     /// Which system(s) to benchmark.
     #[arg(long, value_enum, default_value = "both")]
     pub system: SystemChoice,
+
+    /// Which members the clients talk to (etcd's benchmark tool has `--target-leader`).
+    #[arg(long, value_enum, default_value = "all")]
+    pub target: TargetChoice,
 
     /// Comma-separated concurrency levels (independent client tasks).
     #[arg(long, default_value = "1,16,64,256")]

@@ -64,6 +64,14 @@ pub enum ClusterError {
         /// Tails of all members' logs.
         logs: String,
     },
+    /// No member reported itself as the leader.
+    #[error("no {system} member reports itself as the leader (last problem: {last})")]
+    NoLeader {
+        /// System.
+        system: SystemKind,
+        /// Last status failure.
+        last: String,
+    },
     /// Process handling failed.
     #[error("{system} member process error")]
     Process {
@@ -153,6 +161,20 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Index (into `endpoints`) of the member that leads now: the one whose own member id is the
+    /// leader its status reports.
+    pub async fn leader_index(&self) -> Result<usize, ClusterError> {
+        let mut last = String::from("no member answered");
+        for (i, endpoint) in self.endpoints.iter().enumerate() {
+            match status(endpoint).await {
+                Ok((member, leader)) if member == leader && leader != 0 => return Ok(i),
+                Ok(_) => {}
+                Err(e) => last = e,
+            }
+        }
+        Err(ClusterError::NoLeader { system: self.system, last })
     }
 
     /// `(name, pid)` of every member.
@@ -252,16 +274,23 @@ impl Drop for Cluster {
 
 /// Asks one endpoint for its status; `Ok` when it knows a leader.
 async fn probe(endpoint: &str) -> Result<(), String> {
+    let (_, leader) = status(endpoint).await?;
+    if leader == 0 {
+        return Err(format!("{endpoint} reports no leader yet"));
+    }
+    Ok(())
+}
+
+/// `(own member id, leader id)` as one endpoint reports them.
+async fn status(endpoint: &str) -> Result<(u64, u64), String> {
     let options =
         ConnectOptions::new().with_connect_timeout(Duration::from_secs(1)).with_timeout(Duration::from_secs(2));
     let attempt = async {
         let mut client =
             Client::connect([endpoint], Some(options)).await.map_err(|e| format!("connect {endpoint}: {e}"))?;
         let status = client.status().await.map_err(|e| format!("status {endpoint}: {e}"))?;
-        if status.leader() == 0 {
-            return Err(format!("{endpoint} reports no leader yet"));
-        }
-        Ok(())
+        let member = status.header().map(|h| h.member_id()).unwrap_or(0);
+        Ok((member, status.leader()))
     };
     tokio::time::timeout(Duration::from_secs(3), attempt).await.map_err(|_| format!("status {endpoint}: timed out"))?
 }

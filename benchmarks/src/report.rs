@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::cli::TargetChoice;
 use crate::cluster::{MemberMemory, SystemKind};
 use crate::rss::kib_to_mib;
 use crate::workload::{LevelResult, PreloadResult, Workload};
@@ -48,6 +49,8 @@ pub struct Settings {
     pub clients_per_conn: usize,
     /// Idle seconds before the idle RSS sample.
     pub idle_secs: f64,
+    /// Which members the clients talk to.
+    pub target: TargetChoice,
 }
 
 /// Everything measured for one system.
@@ -59,6 +62,8 @@ pub struct SystemReport {
     pub binary: String,
     /// Seconds from spawn to every member reporting a leader.
     pub startup_secs: f64,
+    /// The member that led when the rows started.
+    pub leader: String,
     /// `VmRSS` after the idle period following startup.
     pub idle_memory: Vec<MemberMemory>,
     /// Key-space preload.
@@ -342,14 +347,18 @@ impl Report {
         let _ = writeln!(
             out,
             "store-bench: 3 members each, loopback; {:.0} s measured after {:.0} s warm-up per row; \
-             {} keys, {}-byte values, {} clients per gRPC connection per endpoint",
-            s.duration_secs, s.warmup_secs, s.keys, s.value_size, s.clients_per_conn
+             {} keys, {}-byte values, {} clients per gRPC connection per endpoint; clients talk to {}",
+            s.duration_secs, s.warmup_secs, s.keys, s.value_size, s.clients_per_conn, s.target
         );
         for sys in [&self.gantry, &self.etcd].into_iter().flatten() {
             let preload = sys
                 .preload
                 .map_or(String::from("no preload"), |p| format!("preload {} keys in {:.1} s", p.keys, p.secs));
-            let _ = writeln!(out, "{}: {} (ready after {:.1} s; {preload})", sys.system, sys.binary, sys.startup_secs);
+            let _ = writeln!(
+                out,
+                "{}: {} (ready after {:.1} s; leader {}; {preload})",
+                sys.system, sys.binary, sys.startup_secs, sys.leader
+            );
         }
         out.push('\n');
         out.push_str(&self.comparison_table());
@@ -429,6 +438,7 @@ mod tests {
             system: kind,
             binary: "bin".into(),
             startup_secs: 1.0,
+            leader: format!("{kind}-1"),
             idle_memory: vec![mem(&format!("{kind}-1"), idle_mib, idle_mib)],
             preload: None,
             rows,
@@ -446,6 +456,7 @@ mod tests {
             value_size: 256,
             clients_per_conn: 16,
             idle_secs: 5.0,
+            target: TargetChoice::All,
         }
     }
 
