@@ -3,3 +3,7 @@
 pub mod forward;
 pub mod peer_client;
 pub mod peer_service;
+pub mod pipe;
+
+#[cfg(test)]
+mod pipe_tests;

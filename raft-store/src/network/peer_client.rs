@@ -20,9 +20,10 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use super::forward::{ForwardRequest, ForwardResult};
+use super::pipe::{PeerPipe, PipeError};
 use crate::error::StoreError;
 use crate::proto::raftpb::raft_peer_client::RaftPeerClient;
-use crate::proto::raftpb::Payload;
+use crate::proto::raftpb::{FrameKind, Payload};
 use crate::types::{NodeId, TypeConfig};
 
 /// Largest peer message; snapshots are chunked well below this by openraft.
@@ -46,10 +47,11 @@ fn entries_that_fit(entries: &[crate::types::Entry]) -> u64 {
     fit.max(1)
 }
 
-/// Channels to peers by address, shared by Raft replication and forwarding.
+/// Channels and pipes to peers by address, shared by Raft replication and forwarding.
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    pipes: Arc<Mutex<HashMap<String, Arc<PeerPipe>>>>,
 }
 
 impl PeerChannels {
@@ -74,6 +76,47 @@ impl PeerChannels {
             .max_encoding_message_size(MAX_PEER_MESSAGE))
     }
 
+    /// The pipe to the replica at `addr` (see [`PeerPipe`]).
+    fn pipe(&self, addr: &str) -> Arc<PeerPipe> {
+        let mut map = self.pipes.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(addr.to_string()).or_insert_with(|| Arc::new(PeerPipe::new(addr))).clone()
+    }
+
+    /// Sends one request to `addr`, returning the answer's payload: over the pipe, or as a unary
+    /// call to a replica that does not serve the pipe (an older version, during a rolling upgrade).
+    pub(crate) async fn call_pipe(
+        &self,
+        addr: &str,
+        kind: FrameKind,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PipeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let connect_err =
+            |reason: String, never_sent: bool| PipeError::Connect { addr: addr.to_string(), reason, never_sent };
+        let mut client = self.client(addr).map_err(|e| connect_err(e.to_string(), true))?;
+        let unary = client.clone();
+        match self.pipe(addr).open(move || unary, deadline).await {
+            Ok(pipe) => return pipe.request(kind, data, deadline).await,
+            Err(PipeError::Unsupported { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut request = tonic::Request::new(Payload { data });
+        request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let answer = match kind {
+            FrameKind::Forward => client.forward(request).await,
+            _ => client.append_entries(request).await,
+        };
+        answer.map(|r| r.into_inner().data).map_err(|status| match status.code() {
+            tonic::Code::DeadlineExceeded => PipeError::Timeout { addr: addr.to_string() },
+            tonic::Code::InvalidArgument => {
+                PipeError::Refused { addr: addr.to_string(), reason: status.message().into() }
+            }
+            _ if never_sent(&status) => connect_err(status.message().to_string(), true),
+            _ => PipeError::Lost { addr: addr.to_string(), reason: status.message().to_string() },
+        })
+    }
+
     /// Sends a forwarded request to the replica at `addr`.
     pub async fn forward(
         &self,
@@ -82,24 +125,20 @@ impl PeerChannels {
         req: &ForwardRequest,
         timeout: Duration,
     ) -> Result<ForwardResult, StoreError> {
-        let mut client = self.client(addr)?;
         let data = bincode::serialize(req).map_err(|e| StoreError::Raft(e.to_string()))?;
-        let mut request = tonic::Request::new(Payload { data });
-        request.set_timeout(timeout);
         let peer_err = |reason: String| StoreError::Peer { node_id, addr: addr.to_string(), reason };
-        let resp = client.forward(request).await.map_err(|s| {
-            if never_sent(&s) {
-                StoreError::PeerUnreachable { node_id, addr: addr.to_string(), reason: s.message().to_string() }
-            } else {
-                peer_err(s.message().to_string())
+        let answer = self.call_pipe(addr, FrameKind::Forward, data, timeout).await.map_err(|e| match e {
+            PipeError::Connect { never_sent: true, .. } => {
+                StoreError::PeerUnreachable { node_id, addr: addr.to_string(), reason: e.to_string() }
             }
+            other => peer_err(other.to_string()),
         })?;
-        bincode::deserialize(&resp.into_inner().data).map_err(|e| peer_err(format!("bad forward response: {e}")))
+        bincode::deserialize(&answer).map_err(|e| peer_err(format!("bad forward response: {e}")))
     }
 }
 
 /// True when the call failed while connecting, i.e. the peer never saw the request.
-fn never_sent(status: &tonic::Status) -> bool {
+pub(crate) fn never_sent(status: &tonic::Status) -> bool {
     if status.code() != tonic::Code::Unavailable {
         return false;
     }
@@ -155,7 +194,6 @@ impl PeerConnection {
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(option.hard_ttl());
         let resp = match method {
-            "append" => client.append_entries(request).await,
             "vote" => client.vote(request).await,
             _ => client.install_snapshot(request).await,
         };
@@ -186,7 +224,20 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             // openraft bounds entries per message by count only; ask it to send fewer at a time.
             return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries_that_fit(&rpc.entries))));
         }
-        self.send("append", data, &option).await
+        let answer = self.channels.call_pipe(&self.addr, FrameKind::AppendEntries, data, option.hard_ttl()).await;
+        let payload = answer.map_err(|e| {
+            let err = AnyError::error(format!("append to node {}: {e}", self.target));
+            match e {
+                // Appends are idempotent: whether or not the follower saw it, openraft retries.
+                PipeError::Connect { .. } | PipeError::Lost { .. } | PipeError::Unsupported { .. } => {
+                    RPCError::Unreachable(Unreachable::new(&err))
+                }
+                PipeError::Timeout { .. } | PipeError::Refused { .. } => RPCError::Network(NetworkError::new(&err)),
+            }
+        })?;
+        let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+            bincode::deserialize(&payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
     async fn install_snapshot(

@@ -44,13 +44,18 @@ pub fn fast(c: &mut StoreConfig) {
     c.election_timeout_max = Duration::from_millis(600);
 }
 
+/// Serves the peer API until told to stop. Stopping ends the open peer streams too, as a network
+/// partition would; the store keeps running.
 async fn serve_peer(store: Store, l: TcpListener) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (tx, rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let h = tokio::spawn(async move {
+        let service = PeerService::new(store).with_stop(stop_rx);
         let _ = tonic::transport::Server::builder()
-            .add_service(RaftPeerServer::new(PeerService::new(store)).max_decoding_message_size(64 << 20))
-            .serve_with_incoming_shutdown(incoming(l), async {
+            .add_service(RaftPeerServer::new(service).max_decoding_message_size(64 << 20))
+            .serve_with_incoming_shutdown(incoming(l), async move {
                 let _ = rx.await;
+                let _ = stop_tx.send(true);
             })
             .await;
     });
