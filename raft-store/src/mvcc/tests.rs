@@ -1,30 +1,56 @@
 //! Key-space tests on a real (temporary) RocksDB: transactions, past-revision reads, compaction,
 //! leases and history, with no Raft involved.
 
+use std::cell::RefCell;
+
+use super::current_cache::CurrentCache;
 use super::model::*;
 use super::reader::ReadView;
-use super::writer::Writer;
+use super::writer::{ApplyOutcome, Writer};
 use crate::error::{RequestError, StoreError};
 use crate::storage::db::open_db;
 
 struct Fixture {
     _dir: tempfile::TempDir,
     db: std::sync::Arc<rocksdb::DB>,
+    /// Used as the state machine uses it (write-through after each applied entry), unless `None`.
+    cache: Option<RefCell<CurrentCache>>,
 }
 
 impl Fixture {
+    /// A key space applied to as the state machine does, with a `CurrentCache`.
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = open_db(&dir.path().join("db")).expect("open");
-        Self { _dir: dir, db }
+        Self { _dir: dir, db, cache: Some(RefCell::default()) }
+    }
+
+    /// Every current value read from the database.
+    fn uncached() -> Self {
+        Self { cache: None, ..Self::new() }
     }
 
     fn apply(&self, f: impl FnOnce(&mut Writer<'_>) -> Result<(), StoreError>) -> Result<i64, StoreError> {
+        self.apply_outcome(f).map(|o| o.revision)
+    }
+
+    fn apply_outcome(
+        &self,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<(), StoreError>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let cache = self.cache.as_ref().map(|c| c.borrow());
         let mut w = Writer::new(ReadView::live(&self.db))?;
+        if let Some(c) = cache.as_deref() {
+            w = w.with_cache(c);
+        }
         f(&mut w)?;
-        let (batch, outcome) = w.finish();
+        let (batch, mut outcome) = w.finish();
         self.db.write(batch)?;
-        Ok(outcome.revision)
+        drop(cache);
+        if let Some(c) = &self.cache {
+            c.borrow_mut().record(std::mem::take(&mut outcome.current));
+        }
+        Ok(outcome)
     }
 
     fn put(&self, k: &str, v: &str) -> i64 {
@@ -198,4 +224,93 @@ fn lease_revoke_deletes_attached_keys_in_one_revision() {
     assert_eq!(left.kvs.len(), 1);
     assert_eq!(left.kvs[0].key, b"free");
     assert!(ReadView::live(&f.db).lease(5).expect("lease").is_none());
+}
+
+/// The same mixed history (puts with leases, ignore_value, deletes, rejected and compare-failing
+/// transactions, lease revokes, several commands per entry) applied with and without the current
+/// value cache leaves the same key space, the same history and the same watch events.
+#[test]
+fn the_current_value_cache_changes_no_outcome() {
+    let cached = Fixture::new();
+    let uncached = Fixture::uncached();
+    let mut seed = 7u64;
+    let mut next = move |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut script: Vec<Vec<TxnRequest>> = Vec::new();
+    for _ in 0..300 {
+        let mut entry = Vec::new();
+        for _ in 0..=next(3) {
+            let key = format!("k{}", next(12));
+            let value = format!("v{}", next(1000));
+            let put = |lease: i64, ignore_value: bool| {
+                RequestOp::Put(PutRequest {
+                    key: key.clone().into(),
+                    value: value.clone().into(),
+                    lease,
+                    ignore_value,
+                    prev_kv: true,
+                    ..Default::default()
+                })
+            };
+            let op = match next(6) {
+                0 => {
+                    RequestOp::DeleteRange(DeleteRangeRequest { range: KeyRange::single(key.as_str()), prev_kv: true })
+                }
+                1 => put(0, true),
+                2 => put(5, false),
+                _ => put(0, false),
+            };
+            let compare = if next(4) == 0 {
+                vec![Compare {
+                    range: KeyRange::single(key.as_str()),
+                    target: CompareTarget::Version(next(3) as i64),
+                    result: CompareResult::Equal,
+                }]
+            } else {
+                Vec::new()
+            };
+            entry.push(TxnRequest { compare, success: vec![op], failure: Vec::new() });
+        }
+        script.push(entry);
+    }
+    let mut revoke_at = 0;
+    for (i, entry) in script.iter().enumerate() {
+        let mut outcomes = Vec::new();
+        for f in [&cached, &uncached] {
+            if i % 50 == 0 {
+                // Lease 5 comes and goes, taking its keys with it.
+                let _ = f.apply(|w| w.lease_revoke(5));
+                f.apply(|w| w.lease_grant(5, 60).map(|_| ())).expect("grant");
+                revoke_at += 1;
+            }
+            let outcome = f.apply_outcome(|w| {
+                for txn in entry {
+                    let sp = w.savepoint();
+                    match w.txn(txn) {
+                        Ok(_) => {}
+                        Err(StoreError::Request(_)) => w.rollback(sp),
+                        Err(e) => return Err(e),
+                    }
+                    w.end_command();
+                }
+                Ok(())
+            });
+            outcomes.push(outcome.map(|o| (o.revision, format!("{:?}", o.revisions))).expect("apply"));
+        }
+        assert_eq!(outcomes[0], outcomes[1], "entry {i}: revision and events differ");
+    }
+    assert!(revoke_at > 1);
+    let all = |f: &Fixture| f.get_at(KeyRange::prefix(""), 0).expect("range").kvs;
+    assert_eq!(all(&cached), all(&uncached), "the key spaces differ");
+    let rev = ReadView::live(&cached.db).revision().expect("rev");
+    for r in (2..=rev).step_by(17) {
+        assert_eq!(
+            cached.get_at(KeyRange::prefix(""), r).expect("past").kvs,
+            uncached.get_at(KeyRange::prefix(""), r).expect("past").kvs,
+            "history at {r} differs"
+        );
+    }
+    assert!(cached.cache.as_ref().is_some_and(|c| !c.borrow().is_empty()), "the cache was used");
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rocksdb::WriteBatch;
 
+use super::current_cache::CurrentCache;
 use super::encoding::{
     decode_index_key, index_key, lease_key, lease_keys_key, rev_key, LeaseRecord, RevRecord, LIVE, TOMBSTONE,
 };
@@ -20,6 +21,9 @@ use super::reader::{finish_range, ReadView, META_COMPACT_REVISION, META_REVISION
 use crate::error::{RequestError, StoreError};
 use crate::storage::db::{cf, CF_INDEX, CF_KV, CF_LEASE, CF_LEASE_KEYS, CF_REV, CF_SM_META};
 
+/// The current state an entry left each key it wrote in (`None`: deleted).
+pub type CurrentChanges = BTreeMap<Vec<u8>, Option<KeyValue>>;
+
 /// What applying one log entry changed, for the watch hub and the lease tracker.
 #[derive(Debug, Default)]
 pub struct ApplyOutcome {
@@ -31,6 +35,8 @@ pub struct ApplyOutcome {
     pub leases_revoked: Vec<i64>,
     /// Set when the entry compacted history.
     pub compacted_to: Option<i64>,
+    /// The current state the entry left each key it wrote in, for the `CurrentCache`.
+    pub current: CurrentChanges,
 }
 
 /// One RocksDB write, staged so that a rejected command can be taken back (`rollback`).
@@ -60,6 +66,8 @@ pub struct Savepoint {
 /// revision) on top of the live database. Later commands see the writes of earlier ones.
 pub struct Writer<'a> {
     view: ReadView<'a>,
+    /// Current values known without a database read (see `CurrentCache`).
+    cache: Option<&'a CurrentCache>,
     ops: Vec<Op>,
     /// Store revision in the database, before this entry.
     start_revision: i64,
@@ -88,6 +96,7 @@ impl<'a> Writer<'a> {
         let base_revision = view.revision()?;
         Ok(Self {
             view,
+            cache: None,
             ops: Vec::new(),
             start_revision: base_revision,
             base_revision,
@@ -98,6 +107,12 @@ impl<'a> Writer<'a> {
             events: Vec::new(),
             outcome: ApplyOutcome { revision: base_revision, ..Default::default() },
         })
+    }
+
+    /// Looks keys' current values up in `cache` before the database. The cache must hold nothing
+    /// the database does not.
+    pub fn with_cache(self, cache: &'a CurrentCache) -> Self {
+        Self { cache: Some(cache), ..self }
     }
 
     /// The revision a change made now gets.
@@ -164,6 +179,7 @@ impl<'a> Writer<'a> {
             self.put_meta(META_REVISION, enc(&self.base_revision));
         }
         self.outcome.revision = self.base_revision;
+        self.outcome.current = std::mem::take(&mut self.overlay);
         let db = self.view.db();
         let mut batch = WriteBatch::default();
         for op in self.ops {
@@ -199,10 +215,13 @@ impl<'a> Writer<'a> {
     }
 
     fn current(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
-        match self.overlay.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => self.view.current(key),
+        if let Some(v) = self.overlay.get(key) {
+            return Ok(v.clone());
         }
+        if let Some(v) = self.cache.and_then(|c| c.get(key)) {
+            return Ok(v.clone());
+        }
+        self.view.current(key)
     }
 
     fn current_in(&self, range: &KeyRange) -> Result<Vec<KeyValue>, StoreError> {

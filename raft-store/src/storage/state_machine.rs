@@ -22,8 +22,9 @@ use super::snapshot_file::{install_batch, write_snapshot};
 use crate::error::{RequestError, StoreError};
 use crate::lease::tracker::LeaseTracker;
 use crate::metrics::StoreMetrics;
+use crate::mvcc::current_cache::CurrentCache;
 use crate::mvcc::reader::{decode, ReadView};
-use crate::mvcc::writer::{ApplyOutcome, Writer};
+use crate::mvcc::writer::{ApplyOutcome, CurrentChanges, Writer};
 use crate::types::{
     ClientUrls, Command, CommandResponse, CommandResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -64,6 +65,8 @@ pub struct RocksStateMachine {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     metrics: Arc<StoreMetrics>,
+    /// Current values of recently written keys, as in the database.
+    cache: CurrentCache,
 }
 
 impl RocksStateMachine {
@@ -80,7 +83,7 @@ impl RocksStateMachine {
             None => StoredMembership::default(),
         };
         shared.leases.reload(&view.leases()?, Instant::now());
-        Ok(Self { shared, last_applied, membership, metrics: Arc::default() })
+        Ok(Self { shared, last_applied, membership, metrics: Arc::default(), cache: CurrentCache::default() })
     }
 
     /// Counts built and installed snapshots in `metrics`.
@@ -90,7 +93,23 @@ impl RocksStateMachine {
 
     fn apply_entry(&mut self, entry: &Entry) -> Result<CommandResponse, StoreError> {
         let db = self.shared.db.clone();
-        let mut writer = Writer::new(ReadView::live(&db))?;
+        let cache = std::mem::take(&mut self.cache);
+        let applied = self.apply_entry_with(&db, &cache, entry);
+        self.cache = cache;
+        let (response, current) = applied?;
+        // Only now is the entry in the database, so only now may the cache say so.
+        self.cache.record(current);
+        Ok(response)
+    }
+
+    /// Applies `entry`; also returns the current state it left each key it wrote in.
+    fn apply_entry_with(
+        &mut self,
+        db: &DB,
+        cache: &CurrentCache,
+        entry: &Entry,
+    ) -> Result<(CommandResponse, CurrentChanges), StoreError> {
+        let mut writer = Writer::new(ReadView::live(db))?.with_cache(cache);
         let mut result = CommandResult::Done;
         match &entry.payload {
             EntryPayload::Blank => {}
@@ -102,7 +121,7 @@ impl RocksStateMachine {
                 let mut responses = Vec::with_capacity(cmds.len());
                 for cmd in cmds {
                     let result = match cmd {
-                        Command::Txn(_) => apply_or_reject(&db, &mut writer, cmd)?,
+                        Command::Txn(_) => apply_or_reject(db, &mut writer, cmd)?,
                         other => CommandResult::Rejected(RequestError::Invalid {
                             reason: format!("only transactions can be batched, got {}", other.kind()),
                         }),
@@ -112,15 +131,16 @@ impl RocksStateMachine {
                 }
                 result = CommandResult::Batch(responses);
             }
-            EntryPayload::Normal(cmd) => result = apply_or_reject(&db, &mut writer, cmd)?,
+            EntryPayload::Normal(cmd) => result = apply_or_reject(db, &mut writer, cmd)?,
         }
         writer.put_meta(META_LAST_APPLIED, encode(&Some(entry.log_id)));
-        let (batch, outcome) = writer.finish();
+        let (batch, mut outcome) = writer.finish();
         db.write(batch)?;
         self.last_applied = Some(entry.log_id);
         let revision = outcome.revision;
+        let current = std::mem::take(&mut outcome.current);
         self.announce(outcome);
-        Ok(CommandResponse { revision, result })
+        Ok((CommandResponse { revision, result }, current))
     }
 
     fn announce(&self, outcome: ApplyOutcome) {
@@ -285,6 +305,7 @@ impl RaftStateMachine<TypeConfig> for RocksStateMachine {
         db.write_opt(batch, &opts).map_err(snap_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.cache.clear();
         let (snap_path, meta_path) = self.snapshot_paths();
         write_file_atomic(&snap_path, &data).map_err(snap_err)?;
         let meta_bytes = serde_json::to_vec(&StoredSnapshotMeta { meta: meta.clone() }).map_err(snap_err)?;
