@@ -1,6 +1,7 @@
 //! A node's container runtime for local use: a private containerd configured as RUNTIME-NOTES
 //! measured ([`containerd`]), its CNI bridge network ([`network`]) and container images built
-//! without a registry and imported into it ([`images`]).
+//! without a registry and imported into it ([`images`]), and the machine-wide locks that keep tests and
+//! benchmarks from running such runtimes at once ([`lock`]).
 //!
 //! Shared by the end-to-end tests, the benchmarks and `cargo xtask up`, so all three drive the
 //! runtime the same way. Knows nothing about Gantry's API or agent; needs root, containerd, runc,
@@ -8,6 +9,7 @@
 
 pub mod containerd;
 pub mod images;
+pub mod lock;
 pub mod network;
 
 pub use containerd::{ContainerdError, PrivateContainerd};

@@ -177,7 +177,7 @@ pub struct ProcessCluster {
 impl ProcessCluster {
     /// Starts `config.size` replicas and waits until each reports a leader.
     pub async fn start(launcher: Launcher, config: ClusterConfig) -> Result<Self, ClusterError> {
-        let lock = ProcessLock::acquire(&ProcessLock::cluster_lock_path(), config.lock_timeout).await?;
+        let lock = crate::lock::acquire(&ProcessLock::cluster_lock_path(), config.lock_timeout).await?;
         let dir = tempfile::Builder::new().prefix("gantry-cluster-").tempdir().map_err(|source| ClusterError::Io {
             context: "cannot create the cluster's temp directory".to_string(),
             source,

@@ -1,106 +1,19 @@
-//! Serialization of heavy process tests across test processes.
-//!
-//! This module owns [`ProcessLock`], an exclusive `flock` on a well-known file in
-//! the temp directory. Every [`crate::ProcessCluster`] holds it for its lifetime,
-//! so runners that execute tests in parallel processes (nextest) or threads
-//! (`cargo test`) never run two multi-replica clusters at once on a small
-//! machine. Waiting is bounded: a lock not obtained within the deadline is an
-//! error, not a hang.
+//! The machine-wide process locks of [`gantry_local_runtime::lock`], with an async way to take them.
+//! Every [`crate::ProcessCluster`] holds the cluster lock for its lifetime; every node runtime the
+//! runtime lock.
 
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+pub use gantry_local_runtime::lock::{LockError, ProcessLock, CLUSTER_LOCK_FILE, RUNTIME_LOCK_FILE};
 
-/// File name of the cluster lock inside the temp directory.
-pub const CLUSTER_LOCK_FILE: &str = "gantry-tests-cluster.lock";
-/// File name of the node-runtime lock (held by every test's private containerd and its network).
-pub const RUNTIME_LOCK_FILE: &str = "gantry-tests-runtime.lock";
-
-/// Errors taking the lock.
-#[derive(Debug, thiserror::Error)]
-pub enum LockError {
-    /// The lock file could not be opened.
-    #[error("cannot open lock file {path}")]
-    Open {
-        /// Lock file path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `flock` failed for another reason than contention.
-    #[error("cannot lock {path}")]
-    Flock {
-        /// Lock file path.
-        path: PathBuf,
-        /// Cause.
-        #[source]
-        source: Errno,
-    },
-    /// Another holder kept the lock past the deadline.
-    #[error("lock {path} still held by another test after {waited:?}")]
-    Timeout {
-        /// Lock file path.
-        path: PathBuf,
-        /// Time spent waiting.
-        waited: Duration,
-    },
-}
-
-/// An exclusive advisory lock, released on drop.
-#[derive(Debug)]
-pub struct ProcessLock {
-    _lock: Flock<File>,
-}
-
-impl ProcessLock {
-    /// The default cluster lock path.
-    pub fn cluster_lock_path() -> PathBuf {
-        std::env::temp_dir().join(CLUSTER_LOCK_FILE)
-    }
-
-    /// The node-runtime lock path. Tests take it before the cluster lock, never after.
-    pub fn runtime_lock_path() -> PathBuf {
-        std::env::temp_dir().join(RUNTIME_LOCK_FILE)
-    }
-
-    /// Takes the lock at `path` from synchronous code, polling until `timeout` elapses.
-    pub fn acquire_blocking(path: &Path, timeout: Duration) -> Result<Self, LockError> {
-        let start = Instant::now();
-        let mut file = Self::open(path)?;
-        loop {
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Self { _lock: lock }),
-                Err((f, Errno::EWOULDBLOCK)) | Err((f, Errno::EINTR)) => file = f,
-                Err((_, source)) => return Err(LockError::Flock { path: path.to_path_buf(), source }),
-            }
-            if start.elapsed() >= timeout {
-                return Err(LockError::Timeout { path: path.to_path_buf(), waited: start.elapsed() });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Takes the lock at `path`, polling until `timeout` elapses (on a blocking thread, so the
-    /// runtime keeps running meanwhile).
-    pub async fn acquire(path: &Path, timeout: Duration) -> Result<Self, LockError> {
-        let owned = path.to_path_buf();
-        match tokio::task::spawn_blocking(move || Self::acquire_blocking(&owned, timeout)).await {
-            Ok(result) => result,
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
-        }
-    }
-
-    fn open(path: &Path) -> Result<File, LockError> {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|source| LockError::Open { path: path.to_path_buf(), source })
+/// Takes the lock at `path`, polling until `timeout` elapses, on a blocking thread so the runtime
+/// keeps running meanwhile.
+pub async fn acquire(path: &Path, timeout: Duration) -> Result<ProcessLock, LockError> {
+    let owned = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || ProcessLock::acquire_blocking(&owned, timeout)).await {
+        Ok(result) => result,
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
     }
 }
 
@@ -109,17 +22,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn second_holder_waits_then_times_out_and_gets_it_after_release() {
+    async fn a_held_lock_is_waited_for_until_the_deadline_then_free_after_release() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("l");
-        let first = ProcessLock::acquire(&path, Duration::from_secs(1)).await.expect("first lock");
-        let err = ProcessLock::acquire(&path, Duration::from_millis(300)).await.expect_err("second lock must wait");
+        let first = acquire(&path, Duration::from_secs(1)).await.expect("first lock");
+        let err = acquire(&path, Duration::from_millis(300)).await.expect_err("second lock must wait");
         assert!(matches!(err, LockError::Timeout { .. }), "{err}");
         drop(first);
-        let again = ProcessLock::acquire(&path, Duration::from_secs(1)).await.expect("lock after release");
-        let err = ProcessLock::acquire_blocking(&path, Duration::from_millis(300)).expect_err("blocking waits too");
-        assert!(matches!(err, LockError::Timeout { .. }), "{err}");
-        drop(again);
-        ProcessLock::acquire_blocking(&path, Duration::from_secs(1)).expect("blocking lock after release");
+        acquire(&path, Duration::from_secs(1)).await.expect("lock after release");
     }
 }
