@@ -1,6 +1,8 @@
 //! The Raft transport towards one peer (openraft's `RaftNetwork`), plus the factory openraft uses to
 //! reach peers by node id. Connections are lazy tonic channels, re-resolved from the membership's
 //! address for each new target, so identity stays the node id while the address may change.
+//! AppendEntries and forwarded requests go over each peer's `Pipe` stream (see `pipe`); votes and
+//! snapshot chunks, which are rare, stay unary calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
