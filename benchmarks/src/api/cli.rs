@@ -138,6 +138,8 @@ impl ApiArgs {
     }
 }
 
+crate::api::target::target_options_from_args!(ApiArgs);
+
 #[cfg(test)]
 mod tests {
     use super::*;

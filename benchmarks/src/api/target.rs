@@ -39,6 +39,28 @@ pub struct TargetOptions<'a> {
     pub startup_timeout: Duration,
 }
 
+/// Implements `From<&Args> for TargetOptions` for a benchmark's argument struct, which must have
+/// the fields `kubeconfig`, `context`, `request_timeout`, `gantry_bin`, `server_log_level`,
+/// `work_dir` and `startup_timeout` (each benchmark keeps its own defaults and help texts).
+macro_rules! target_options_from_args {
+    ($args:ty) => {
+        impl<'a> From<&'a $args> for $crate::api::target::TargetOptions<'a> {
+            fn from(args: &'a $args) -> Self {
+                Self {
+                    kubeconfig: args.kubeconfig.as_deref(),
+                    context: args.context.as_deref(),
+                    request_timeout: args.request_timeout,
+                    gantry_bin: args.gantry_bin.as_deref(),
+                    server_log_level: &args.server_log_level,
+                    work_dir: &args.work_dir,
+                    startup_timeout: args.startup_timeout,
+                }
+            }
+        }
+    };
+}
+pub(crate) use target_options_from_args;
+
 /// A reachable cluster. Dropping it stops a self-started cluster (prefer [`BenchTarget::stop`],
 /// which reports failures).
 #[derive(Debug)]

@@ -44,16 +44,7 @@ fn raise_fd_limit(args: &ApiArgs) {
 }
 
 async fn run(args: ApiArgs) -> anyhow::Result<()> {
-    let cluster = BenchTarget::connect(&TargetOptions {
-        kubeconfig: args.kubeconfig.as_deref(),
-        context: args.context.as_deref(),
-        request_timeout: args.request_timeout,
-        gantry_bin: args.gantry_bin.as_deref(),
-        server_log_level: &args.server_log_level,
-        work_dir: &args.work_dir,
-        startup_timeout: args.startup_timeout,
-    })
-    .await?;
+    let cluster = BenchTarget::connect(&TargetOptions::from(&args)).await?;
     let mut processes = cluster.replica_pids();
     processes.extend(args.rss_pids.iter().flatten().map(|pid| (format!("pid {pid}"), *pid)));
     let target = Target { connector: cluster.connector.clone(), self_started: cluster.started.is_some(), processes };

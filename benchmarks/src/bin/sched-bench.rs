@@ -19,16 +19,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn main_async(args: SchedArgs) -> anyhow::Result<()> {
-    let target = BenchTarget::connect(&TargetOptions {
-        kubeconfig: args.kubeconfig.as_deref(),
-        context: args.context.as_deref(),
-        request_timeout: args.request_timeout,
-        gantry_bin: args.gantry_bin.as_deref(),
-        server_log_level: &args.server_log_level,
-        work_dir: &args.work_dir,
-        startup_timeout: args.startup_timeout,
-    })
-    .await?;
+    let target = BenchTarget::connect(&TargetOptions::from(&args)).await?;
     let report = tokio::select! {
         report = run::run(&args, target.connector.clone()) => report?,
         res = tokio::signal::ctrl_c() => {

@@ -103,6 +103,8 @@ impl RolloutArgs {
     }
 }
 
+crate::api::target::target_options_from_args!(RolloutArgs);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,8 @@ pub struct SchedArgs {
     pub startup_timeout: Duration,
 }
 
+crate::api::target::target_options_from_args!(SchedArgs);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +88,28 @@ mod tests {
         assert_eq!(args.lease_interval, Duration::from_secs(10));
         let args = SchedArgs::try_parse_from(["sched-bench", "--nodes", "5", "--pods", "50", "--lease-interval", "0"])?;
         assert_eq!((args.nodes, args.pods, args.lease_interval), (5, 50, Duration::ZERO));
+        Ok(())
+    }
+
+    #[test]
+    fn cluster_flags_become_the_target_options() -> Result<(), clap::Error> {
+        let args = SchedArgs::try_parse_from([
+            "sched-bench",
+            "--kubeconfig",
+            "/k",
+            "--context",
+            "c",
+            "--work-dir",
+            "/w",
+            "--request-timeout",
+            "7",
+        ])?;
+        let o = crate::api::target::TargetOptions::from(&args);
+        assert_eq!(o.kubeconfig, Some(std::path::Path::new("/k")));
+        assert_eq!(o.context, Some("c"));
+        assert_eq!(o.work_dir, std::path::Path::new("/w"));
+        assert_eq!(o.request_timeout, Duration::from_secs(7));
+        assert_eq!((o.gantry_bin, o.server_log_level, o.startup_timeout), (None, "warn", Duration::from_secs(90)));
         Ok(())
     }
 }

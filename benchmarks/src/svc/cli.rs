@@ -75,6 +75,8 @@ pub struct SvcArgs {
     pub program_timeout: Duration,
 }
 
+crate::api::target::target_options_from_args!(SvcArgs);
+
 #[cfg(test)]
 mod tests {
     use super::*;
