@@ -96,13 +96,14 @@ impl PeerChannels {
         let deadline = tokio::time::Instant::now() + timeout;
         let connect_err =
             |reason: String, never_sent: bool| PipeError::Connect { addr: addr.to_string(), reason, never_sent };
-        let mut client = self.client(addr).map_err(|e| connect_err(e.to_string(), true))?;
-        let unary = client.clone();
-        match self.pipe(addr).open(move || unary, deadline).await {
+        // A gRPC client is needed only to open the pipe, or for a peer without one.
+        let client = || self.client(addr).map_err(|e| connect_err(e.to_string(), true));
+        match self.pipe(addr).open(client, deadline).await {
             Ok(pipe) => return pipe.request(kind, data, deadline).await,
             Err(PipeError::Unsupported { .. }) => {}
             Err(e) => return Err(e),
         }
+        let mut client = client()?;
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
         let answer = match kind {

@@ -87,7 +87,7 @@ impl PeerPipe {
     /// peer does not serve the pipe.
     pub async fn open(
         &self,
-        client: impl FnOnce() -> RaftPeerClient<Channel>,
+        client: impl FnOnce() -> Result<RaftPeerClient<Channel>, PipeError>,
         deadline: tokio::time::Instant,
     ) -> Result<Arc<OpenPipe>, PipeError> {
         let mut state = self.state.lock().await;
@@ -99,7 +99,7 @@ impl PeerPipe {
             _ => *state = PipeState::Closed,
         }
         let (frames, outgoing) = mpsc::unbounded_channel();
-        let mut grpc = client();
+        let mut grpc = client()?;
         let opening = grpc.pipe(UnboundedReceiverStream::new(outgoing));
         let response = match tokio::time::timeout_at(deadline, opening).await {
             Ok(Ok(response)) => response,
