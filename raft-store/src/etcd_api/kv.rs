@@ -7,10 +7,11 @@ use super::convert::{
 };
 use super::errors::{request_status, to_status};
 use super::header::Header;
-use crate::mvcc::model::{RequestOp, ResponseOp, TxnRequest};
+use crate::error::StoreError;
+use crate::mvcc::model::{RequestOp, ResponseOp, TxnRequest, TxnResponse};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::kv_server::Kv;
-use crate::store::Store;
+use crate::store::{Store, WriteAck};
 
 pub struct KvService {
     store: Store,
@@ -20,6 +21,12 @@ pub struct KvService {
 impl KvService {
     pub fn new(store: Store) -> Self {
         Self { header: Header::new(store.clone()), store }
+    }
+
+    /// Writes of etcd clients are acknowledged once the leader has applied them; this replica's
+    /// read fence keeps each client's own writes visible to it here (see `WriteAck::Leader`).
+    async fn txn(&self, req: TxnRequest) -> Result<(TxnResponse, i64), StoreError> {
+        self.store.txn_with_ack(req, WriteAck::Leader).await
     }
 
     fn limit(&self) -> usize {
@@ -43,7 +50,7 @@ impl Kv for KvService {
         let req = req.into_inner();
         check_size(&req, self.limit()).map_err(request_status)?;
         let put = put_from_pb(req).map_err(request_status)?;
-        let (mut t, revision) = self.store.txn(TxnRequest::ops(vec![RequestOp::Put(put)])).await.map_err(to_status)?;
+        let (mut t, revision) = self.txn(TxnRequest::ops(vec![RequestOp::Put(put)])).await.map_err(to_status)?;
         let prev_kv = match t.responses.pop() {
             Some(ResponseOp::Put(p)) => p.prev_kv.map(super::convert::kv_to_pb),
             _ => None,
@@ -60,7 +67,7 @@ impl Kv for KvService {
         check_size(&req, self.limit()).map_err(request_status)?;
         let del = delete_from_pb(req).map_err(request_status)?;
         let (mut t, revision) =
-            self.store.txn(TxnRequest::ops(vec![RequestOp::DeleteRange(del)])).await.map_err(to_status)?;
+            self.txn(TxnRequest::ops(vec![RequestOp::DeleteRange(del)])).await.map_err(to_status)?;
         let (deleted, prev_kvs) = match t.responses.pop() {
             Some(ResponseOp::DeleteRange(d)) => {
                 (d.deleted, d.prev_kvs.into_iter().map(super::convert::kv_to_pb).collect())
@@ -75,7 +82,7 @@ impl Kv for KvService {
         let req = req.into_inner();
         check_size(&req, self.limit()).map_err(request_status)?;
         let txn = txn_from_pb(req).map_err(request_status)?;
-        let (t, revision) = self.store.txn(txn).await.map_err(to_status)?;
+        let (t, revision) = self.txn(txn).await.map_err(to_status)?;
         Ok(Response::new(txn_resp_to_pb(t, &self.header.at(revision))))
     }
 

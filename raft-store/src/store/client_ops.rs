@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::handle::Store;
+use super::write_ack::WriteAck;
 use crate::error::{RequestError, StoreError};
 use crate::mvcc::model::{RangeRequest, RangeResponse, TxnRequest, TxnResponse};
 use crate::mvcc::reader::{decode, ReadView};
@@ -87,42 +88,61 @@ impl Store {
     /// Replicates a command and returns its result once it is committed on a quorum and applied here.
     /// Transactions from concurrent callers share log entries (see `write_batcher`).
     pub async fn write(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
+        self.write_with_ack(cmd, WriteAck::LocalApply).await
+    }
+
+    /// Like `write`, acknowledged as `ack` says.
+    pub async fn write_with_ack(&self, cmd: Command, ack: WriteAck) -> Result<CommandResponse, StoreError> {
         let started = Instant::now();
-        let result = if cmd.batchable() { self.write_batched(cmd).await } else { self.write_direct(cmd).await };
+        let result =
+            if cmd.batchable() { self.write_batched(cmd, ack).await } else { self.write_direct(cmd, ack).await };
         let failed = matches!(result, Err(ref e) if !matches!(e, StoreError::Request(_)));
         self.inner.metrics.observe_proposal(started.elapsed(), failed);
         result
     }
 
     /// Replicates a command as a log entry of its own.
-    pub(crate) async fn write_direct(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
+    pub(crate) async fn write_direct(&self, cmd: Command, ack: WriteAck) -> Result<CommandResponse, StoreError> {
+        let resp = self.forward_write(cmd).await?;
+        self.settle_write(resp, ack).await
+    }
+
+    /// Has the leader replicate and apply `cmd`; returns the leader's response, which this replica
+    /// may not have applied yet.
+    pub(crate) async fn forward_write(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
         match self.on_leader(ForwardRequest::Write(cmd)).await? {
-            ForwardResponse::Write(resp) => {
-                // The leader applied it; make sure this replica has too, so the client reads its write.
-                self.wait_applied_revision(resp.revision).await?;
-                match resp.result {
-                    CommandResult::Rejected(e) => Err(e.into()),
-                    _ => Ok(resp),
-                }
-            }
+            ForwardResponse::Write(resp) => Ok(resp),
             other => Err(StoreError::Raft(format!("unexpected forward response {other:?}"))),
         }
     }
 
+    /// Turns the leader's response into the caller's answer: once this replica has applied it too,
+    /// or at once with this replica's read fence raised to it (see `WriteAck`). Either way the
+    /// caller reads its own write here.
+    pub(crate) async fn settle_write(
+        &self,
+        resp: CommandResponse,
+        ack: WriteAck,
+    ) -> Result<CommandResponse, StoreError> {
+        match ack {
+            WriteAck::LocalApply => self.wait_applied_revision(resp.revision).await?,
+            WriteAck::Leader => self.hub().acknowledge(resp.revision),
+        }
+        match resp.result {
+            CommandResult::Rejected(e) => Err(e.into()),
+            _ => Ok(resp),
+        }
+    }
+
     pub(crate) async fn wait_applied_revision(&self, revision: i64) -> Result<(), StoreError> {
-        if self.revision() >= revision {
+        let Some(applied) = self.hub().wait_for(revision) else {
             return Ok(());
+        };
+        match tokio::time::timeout(self.config().request_timeout, applied).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(StoreError::ShuttingDown),
+            Err(_) => Err(StoreError::Timeout(format!("applying revision {revision}"))),
         }
-        let (_, mut rx) = self.hub().subscribe();
-        let deadline = tokio::time::Instant::now() + self.config().request_timeout;
-        while self.revision() < revision {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(_)) => return Err(StoreError::ShuttingDown),
-                Err(_) => return Err(StoreError::Timeout(format!("applying revision {revision}"))),
-            }
-        }
-        Ok(())
     }
 
     /// Waits until this replica has applied everything committed before the call (read index).
@@ -167,7 +187,10 @@ impl Store {
 
     /// A range read; linearizable unless `serializable`. Returns the response and the header revision.
     pub async fn range(&self, req: RangeRequest, serializable: bool) -> Result<(RangeResponse, i64), StoreError> {
-        if !serializable {
+        if serializable {
+            // Not older than any write acknowledged through this replica (`WriteAck::Leader`).
+            self.wait_applied_revision(self.hub().fence()).await?;
+        } else {
             self.read_barrier().await?;
         }
         let db = self.db().clone();
@@ -182,8 +205,13 @@ impl Store {
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<(TxnResponse, i64), StoreError> {
+        self.txn_with_ack(req, WriteAck::LocalApply).await
+    }
+
+    /// Like `txn`, acknowledged as `ack` says.
+    pub async fn txn_with_ack(&self, req: TxnRequest, ack: WriteAck) -> Result<(TxnResponse, i64), StoreError> {
         crate::mvcc::writer::validate_txn(&req)?;
-        let resp = self.write(Command::Txn(req)).await?;
+        let resp = self.write_with_ack(Command::Txn(req), ack).await?;
         match resp.result {
             CommandResult::Txn(t) => Ok((t, resp.revision)),
             other => Err(StoreError::Raft(format!("unexpected txn result {other:?}"))),

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use super::handle::Store;
+use super::write_ack::WriteAck;
 use crate::error::StoreError;
 use crate::network::forward::{ForwardRequest, ForwardResponse};
 use crate::types::{Command, CommandResponse, CommandResult};
@@ -116,14 +117,17 @@ impl Drop for RunnerGuard<'_> {
 
 impl Store {
     /// Replicates a batchable command together with whatever other commands are waiting.
-    pub(crate) async fn write_batched(&self, cmd: Command) -> Result<CommandResponse, StoreError> {
+    pub(crate) async fn write_batched(&self, cmd: Command, ack: WriteAck) -> Result<CommandResponse, StoreError> {
         let size = bincode::serialized_size(&cmd).map(|s| s as usize).unwrap_or(0);
         let (reply, rx) = oneshot::channel();
         if let Some(batch) = self.inner.writes.push(Pending { cmd, size, reply }) {
             let store = self.clone();
             tokio::spawn(async move { store.run_write_batches(batch).await });
         }
-        rx.await.unwrap_or(Err(StoreError::ShuttingDown))
+        // The runner hands back the leader's answer and moves on to the next batch; waiting until
+        // this replica has applied the write is the caller's, so it does not hold a runner slot.
+        let resp = rx.await.unwrap_or(Err(StoreError::ShuttingDown))?;
+        self.settle_write(resp, ack).await
     }
 
     async fn run_write_batches(self, first: Vec<Pending>) {
@@ -142,7 +146,7 @@ impl Store {
     async fn write_batch(&self, mut batch: Vec<Pending>) {
         if batch.len() == 1 {
             if let Some(p) = batch.pop() {
-                let _ = p.reply.send(self.write_direct(p.cmd).await);
+                let _ = p.reply.send(self.forward_write(p.cmd).await);
             }
             return;
         }
@@ -158,17 +162,8 @@ impl Store {
             }
             Err(e) => return fail_all(replies, &e),
         };
-        // The leader applied them; make sure this replica has too, so each client reads its write.
-        let last = responses.iter().map(|r| r.revision).max().unwrap_or(0);
-        if let Err(e) = self.wait_applied_revision(last).await {
-            return fail_all(replies, &e);
-        }
-
         for (resp, reply) in responses.into_iter().zip(replies) {
-            let _ = reply.send(match resp.result {
-                CommandResult::Rejected(e) => Err(e.into()),
-                _ => Ok(resp),
-            });
+            let _ = reply.send(Ok(resp));
         }
     }
 }

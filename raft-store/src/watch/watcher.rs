@@ -52,7 +52,9 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn new(db: Arc<DB>, hub: Arc<WatchHub>, spec: WatchSpec) -> Self {
-        let next_rev = if spec.start_revision > 0 { spec.start_revision } else { hub.revision() + 1 };
+        // "From now on" starts after every revision a client of this replica may already have been
+        // told of, even one not applied here yet (see `WatchHub::fence`).
+        let next_rev = if spec.start_revision > 0 { spec.start_revision } else { hub.fence() + 1 };
         let progress = Arc::new(AtomicI64::new(next_rev - 1));
         Self { db, hub, spec, next_rev, rx: None, edge: 0, progress, empty_batches: false }
     }
