@@ -85,7 +85,7 @@ async fn compare_and_swap_and_history() {
 async fn watch_stays_ordered_and_gap_free_across_a_leader_change() {
     let mut cluster = TestCluster::start(3, |_| {}).await;
     let leader = cluster.leader().await;
-    let watch_on = (1..=3).find(|i| *i != leader).expect("a follower");
+    let watch_on = cluster.follower_of(leader);
     let mut w = client(&cluster.endpoint(watch_on)).await;
     let mut stream =
         w.watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(1))).await.expect("watch");
@@ -203,7 +203,7 @@ async fn learner_is_added_promoted_and_a_voter_removed() {
     assert_eq!(r.count(), 50);
 
     // Remove a voter that is not the leader; the rest keep working.
-    let victim = (1..=3).find(|i| *i != leader).expect("follower");
+    let victim = cluster.follower_of(leader);
     cluster.store(leader).remove_member(victim).await.expect("remove");
     let members = cluster.store(leader).members().expect("members");
     assert!(!members.iter().any(|m| m.id == victim), "{members:?}");

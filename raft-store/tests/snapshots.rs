@@ -41,7 +41,7 @@ async fn wait_applied(cluster: &TestCluster, id: u64, revision: i64) {
 async fn lagging_follower_installs_snapshot_and_watch_continues_gap_free() {
     let mut cluster = TestCluster::start(3, small_snapshots).await;
     let leader = cluster.leader().await;
-    let lagging = (1..=3).find(|i| *i != leader).expect("follower");
+    let lagging = cluster.follower_of(leader);
     let mut c = client(&cluster.endpoint(leader)).await;
     let first = c.put("s/0", "v", None).await.expect("put").header().expect("h").revision();
 
@@ -88,7 +88,7 @@ async fn snapshot_past_compaction_ends_watch_with_compacted_error() {
     // compaction (an older one would let it continue gap-free, which is correct but not this test).
     let mut cluster = TestCluster::start(3, |c| c.snapshot_after_entries = 1_000_000).await;
     let leader = cluster.leader().await;
-    let lagging = (1..=3).find(|i| *i != leader).expect("follower");
+    let lagging = cluster.follower_of(leader);
     let mut c = client(&cluster.endpoint(leader)).await;
     let first = c.put("c/0", "v", None).await.expect("put").header().expect("h").revision();
     wait_applied(&cluster, lagging, first).await;

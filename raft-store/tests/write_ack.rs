@@ -15,7 +15,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions};
 async fn a_follower_that_has_not_applied_an_acknowledged_write_still_shows_it_to_its_clients() {
     let mut cluster = TestCluster::start(3, |_| {}).await;
     let leader = cluster.leader().await;
-    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let follower = cluster.follower_of(leader);
     let mut c = client(&cluster.endpoint(follower)).await;
     c.put("/ack/k", "old", None).await.expect("first put");
 

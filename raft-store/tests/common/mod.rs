@@ -162,6 +162,11 @@ impl TestCluster {
         }
     }
 
+    /// The lowest-numbered running replica other than `leader`.
+    pub fn follower_of(&self, leader: u64) -> u64 {
+        *self.replicas.keys().find(|id| **id != leader).expect("a replica besides the leader")
+    }
+
     /// Cuts a replica off from its peers by stopping its peer server (it keeps serving clients).
     pub async fn partition(&mut self, id: u64) {
         let r = self.replicas.get_mut(&id).expect("replica");
