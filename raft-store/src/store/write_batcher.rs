@@ -9,7 +9,8 @@
 //! timer: with a free slot its write leaves at once. (The leader does not wait for its own
 //! fsync before it replicates: see `third_party/openraft/GANTRY-PATCH.md`.)
 //!
-//! Owns only the queue; routing and proposing are the store's (`Store::write_direct`).
+//! Owns only the queue; routing and proposing are the store's (`Store::forward_write`), and so is
+//! waiting for the local apply (`Store::settle_write`, in the caller's task).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
