@@ -196,10 +196,11 @@ impl BenchRunner {
             None
         };
 
+        let servers: Vec<u32> = cluster.pids().into_iter().map(|(_, pid)| pid).collect();
         let mut rows = Vec::new();
         for &workload in &self.workloads {
             for &clients in &self.clients {
-                let row = generator.run(workload, clients).await.map_err(|source| BenchError::Row {
+                let row = generator.run(workload, clients, &servers).await.map_err(|source| BenchError::Row {
                     system,
                     workload,
                     clients,
@@ -207,11 +208,12 @@ impl BenchRunner {
                 })?;
                 eprintln!(
                     "[{system}] {workload:<5} clients={clients:<4} conns={:<3} {:>8.0} ops/s  \
-                     p50 {:.2} ms  p99 {:.2} ms  errors {}{}",
+                     p50 {:.2} ms  p99 {:.2} ms  cpu {} us/op  errors {}{}",
                     row.connections,
                     row.ops_per_sec,
                     row.latency.p50_ms,
                     row.latency.p99_ms,
+                    row.cpu_us_per_op().map_or("-".into(), |c| format!("{c:.0}")),
                     row.errors,
                     row.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
                 );

@@ -237,6 +237,7 @@ impl Report {
             "p50 ms",
             "p99 ms",
             "gantry/etcd",
+            "cpu us/op g/e",
             "errors g/e",
         ];
         let mut align = vec![Align::Left];
@@ -249,6 +250,9 @@ impl Report {
                 let e = self.row(SystemKind::Etcd, w, c);
                 let ops = |r: Option<&LevelResult>| r.map(|r| r.ops_per_sec);
                 let errs = |r: Option<&LevelResult>| r.map_or("-".into(), |r| r.errors.to_string());
+                let cpu = |r: Option<&LevelResult>| {
+                    r.and_then(LevelResult::cpu_us_per_op).map_or("-".into(), |c| format!("{c:.0}"))
+                };
                 vec![
                     w.label().to_string(),
                     c.to_string(),
@@ -259,6 +263,7 @@ impl Report {
                     fmt_ms(e.map(|r| r.latency.p50_ms)),
                     fmt_ms(e.map(|r| r.latency.p99_ms)),
                     fmt_ratio(ops(g), ops(e)),
+                    format!("{}/{}", cpu(g), cpu(e)),
                     format!("{}/{}", errs(g), errs(e)),
                 ]
             })
@@ -422,6 +427,7 @@ mod tests {
             duration_secs: 10.0,
             ops_per_sec: ops,
             latency: LatencySummary { count: 1, mean_ms: 1.0, p50_ms: 1.0, p99_ms: p99, max_ms: p99 },
+            server_cpu_secs: Some(ops * 10.0 * 150e-6),
         }
     }
 
@@ -501,7 +507,7 @@ mod tests {
         let table = report.comparison_table();
         let data = table.lines().nth(2).unwrap_or_default();
         let cells: Vec<&str> = data.split_whitespace().collect();
-        assert_eq!(cells, ["put", "1", "-", "-", "-", "1000", "1.00", "2.00", "-", "-/0"]);
+        assert_eq!(cells, ["put", "1", "-", "-", "-", "1000", "1.00", "2.00", "-", "-/150", "-/0"]);
         assert!(report.memory_table().contains("etcd-1"));
         let checks = report.target_checks();
         assert!(checks.iter().all(|c| c.status == TargetStatus::NotMeasured));

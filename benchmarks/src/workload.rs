@@ -39,6 +39,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use crate::cpu::cpu_time;
 use crate::latency::{LatencyError, LatencyRecorder, LatencySummary};
 
 /// Attempts per request during the preload before giving up.
@@ -194,6 +195,23 @@ pub struct LevelResult {
     pub ops_per_sec: f64,
     /// Latency of successful ops.
     pub latency: LatencySummary,
+    /// CPU time (user + system) the servers used during the measured window, all members
+    /// together (`None` if a member's `/proc/<pid>/stat` could not be read). Divided by `ops`,
+    /// it is the cost of one operation, which varies less from run to run than the throughput
+    /// on a shared 2-core machine.
+    pub server_cpu_secs: Option<f64>,
+}
+
+impl LevelResult {
+    /// Server CPU time per successful op, in microseconds.
+    pub fn cpu_us_per_op(&self) -> Option<f64> {
+        self.server_cpu_secs.filter(|_| self.ops > 0).map(|secs| secs * 1e6 / self.ops as f64)
+    }
+}
+
+/// CPU time used so far by all of `pids` together.
+fn servers_cpu(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|pid| cpu_time(Some(*pid)).ok()).sum()
 }
 
 /// Result of the preload.
@@ -273,7 +291,8 @@ impl LoadGenerator {
     }
 
     /// Runs one row: `clients` closed-loop clients for warm-up + duration.
-    pub async fn run(&self, workload: Workload, clients: usize) -> Result<LevelResult, WorkloadError> {
+    /// Runs one row; `servers` are the pids whose CPU time the measured window is charged with.
+    pub async fn run(&self, workload: Workload, clients: usize, servers: &[u32]) -> Result<LevelResult, WorkloadError> {
         let plan = ConnectionPlan::new(clients, self.endpoints.len(), self.config.clients_per_conn);
         let conns = self.connect(&plan).await?;
         let measure_start = Instant::now() + self.config.warmup;
@@ -292,6 +311,10 @@ impl LoadGenerator {
             };
             set.spawn(client_task(kv, ctx));
         }
+        tokio::time::sleep_until(measure_start.into()).await;
+        let cpu_start = servers_cpu(servers);
+        tokio::time::sleep_until(end.into()).await;
+        let cpu_end = servers_cpu(servers);
         let mut latency = LatencyRecorder::new()?;
         let (mut ops, mut errors, mut first_error) = (0u64, 0u64, None);
         while let Some(joined) = set.join_next().await {
@@ -314,6 +337,7 @@ impl LoadGenerator {
             duration_secs: secs,
             ops_per_sec: if secs > 0.0 { ops as f64 / secs } else { 0.0 },
             latency: latency.summary(),
+            server_cpu_secs: cpu_start.zip(cpu_end).map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
         })
     }
 
@@ -501,5 +525,35 @@ mod tests {
         assert_eq!(key_name(42), "/bench/42");
         assert_ne!(seed_for(Workload::Put, 16, 3), seed_for(Workload::Range, 16, 3));
         assert_ne!(seed_for(Workload::Put, 16, 3), seed_for(Workload::Put, 64, 3));
+    }
+
+    #[test]
+    fn cpu_per_op_divides_the_window_by_the_ops() {
+        let mut row = LevelResult {
+            workload: Workload::Put,
+            clients: 1,
+            connections: 1,
+            ops: 4000,
+            errors: 0,
+            first_error: None,
+            duration_secs: 1.0,
+            ops_per_sec: 4000.0,
+            latency: LatencySummary { count: 4000, mean_ms: 1.0, p50_ms: 1.0, p99_ms: 1.0, max_ms: 1.0 },
+            server_cpu_secs: Some(0.6),
+        };
+        assert_eq!(row.cpu_us_per_op().map(|c| c.round()), Some(150.0));
+        row.ops = 0;
+        assert_eq!(row.cpu_us_per_op(), None, "no ops: no cost per op");
+        row.server_cpu_secs = None;
+        assert_eq!(row.cpu_us_per_op(), None);
+    }
+
+    #[test]
+    fn the_servers_cpu_is_summed_and_unreadable_pids_give_none() {
+        let me = std::process::id();
+        let one = servers_cpu(&[me]).expect("own cpu time");
+        let two = servers_cpu(&[me, me]).expect("own cpu time twice");
+        assert!(two >= one * 2, "{two:?} < 2 x {one:?}");
+        assert_eq!(servers_cpu(&[me, u32::MAX]), None);
     }
 }
