@@ -14,6 +14,7 @@ pub mod launcher;
 pub mod linearizability;
 pub mod lock;
 pub mod node_env;
+pub mod poll;
 
 /// The private containerd and local images, from `gantry-local-runtime`.
 pub use gantry_local_runtime::{containerd, images};

@@ -4,7 +4,6 @@
 //! `undo`, `pause` and `resume`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,25 +16,11 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use serde_json::json;
 
+use gantry_tests::poll::eventually;
+
 const REPLICAS: usize = 3;
 const MAX_SURGE: usize = 1;
 const MAX_UNAVAILABLE: usize = 1;
-
-/// Polls `check` until it returns `Ok`, failing with `what` and the last observation after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
 
 fn manifest(image: &str) -> String {
     json!({

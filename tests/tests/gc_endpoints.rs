@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gantry_sim_nodes::{client_from_kubeconfig, SimConfig, SimNodes, READY};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -21,19 +21,8 @@ const NS: &str = "gc-e2e";
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Polls `check` until it returns `Ok`, failing with `what` and the last observation after DEADLINE.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
+async fn eventually<T, Fut: Future<Output = Result<T, String>>>(what: &str, check: impl FnMut() -> Fut) -> T {
+    gantry_tests::poll::eventually(what, DEADLINE, check).await
 }
 
 fn pod_ip(p: &Pod) -> Option<String> {

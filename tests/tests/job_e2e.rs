@@ -4,8 +4,7 @@
 //! Pods are pinned to a simulated node through `nodeName`, so these tests exercise the Job controller
 //! and not the scheduler.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gantry_sim_nodes::{client_from_kubeconfig, SimConfig, SimNodes, EXIT_CODE, RUN_SECONDS};
 use k8s_openapi::api::batch::v1::Job;
@@ -14,23 +13,9 @@ use kube::api::ListParams;
 use kube::Api;
 use serde_json::json;
 
-const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+use gantry_tests::poll::eventually;
 
-/// Polls `check` until it returns `Ok`, failing with `what` and the last observation after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-}
+const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
 fn job_manifest(name: &str, node: &str, completions: i32, parallelism: i32, backoff: i32, exit_code: &str) -> String {
     json!({

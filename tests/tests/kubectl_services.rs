@@ -19,19 +19,8 @@ const NS: &str = "svc-ns";
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Polls `check` until it returns `Ok`, failing with `what` and the last observation after DEADLINE.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
+async fn eventually<T, Fut: Future<Output = Result<T, String>>>(what: &str, check: impl FnMut() -> Fut) -> T {
+    gantry_tests::poll::eventually(what, DEADLINE, check).await
 }
 
 fn json_of(k: &Kubectl, server: &str, args: &[&str]) -> Value {

@@ -6,13 +6,13 @@
 //! the watch sees every pod creation of the whole scenario without a gap.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gantry_sim_nodes::{SimConfig, SimNodes};
 use gantry_tests::cluster::ProcessCluster;
+use gantry_tests::poll::eventually;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
@@ -27,22 +27,6 @@ const OLD_IMAGE: &str = "registry.example/web:1";
 const NEW_IMAGE: &str = "registry.example/web:2";
 /// How long a new leader may take to elect itself and get its controllers acting again.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(15);
-
-/// Polls `check` until it returns `Ok`, failing with `what` and the last observation after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
 
 fn manifest(image: &str) -> String {
     json!({

@@ -20,19 +20,8 @@ use serde_json::json;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls `check` until it returns `Some`, failing with `what` and the last observation after DEADLINE.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() >= deadline => panic!("timed out waiting for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+async fn eventually<T, Fut: Future<Output = Result<T, String>>>(what: &str, check: impl FnMut() -> Fut) -> T {
+    gantry_tests::poll::eventually(what, DEADLINE, check).await
 }
 
 fn pod(name: &str, node: &str, annotations: serde_json::Value, policy: &str) -> Pod {
