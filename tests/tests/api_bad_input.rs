@@ -95,20 +95,28 @@ async fn bad_requests_get_upstream_statuses_and_change_nothing() {
     assert_eq!(code, 201, "{created}");
     let (code, cm) = c.send("POST", cms, json, Some(br#"{"metadata":{"name":"keep"},"data":{"a":"1"}}"#), true);
     assert_eq!(code, 201, "{cm}");
-    // The leader's bootstrap writes settle first: kube-dns exists and the kubernetes endpoints list
-    // all three replicas.
+    // The leader's bootstrap writes settle first: kube-dns exists and the kubernetes Endpoints and
+    // EndpointSlices list all three replicas (the slices are written after the Endpoints, one per
+    // API port).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let slices_path = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices\
+                       ?labelSelector=kubernetes.io%2Fservice-name%3Dkubernetes";
     loop {
         let (_, dns) = c.send("GET", "/api/v1/namespaces/kube-system/services/kube-dns", None, None, true);
         let (_, ep) = c.send("GET", "/api/v1/namespaces/default/endpoints/kubernetes", None, None, true);
+        let (_, slices) = c.send("GET", slices_path, None, None, true);
         let addresses: usize = ep["subsets"]
             .as_array()
             .map(|s| s.iter().map(|s| s["addresses"].as_array().map_or(0, Vec::len)).sum())
             .unwrap_or(0);
-        if dns["kind"] == "Service" && addresses == cluster.size() {
+        let sliced: usize = slices["items"]
+            .as_array()
+            .map(|items| items.iter().map(|s| s["endpoints"].as_array().map_or(0, Vec::len)).sum())
+            .unwrap_or(0);
+        if dns["kind"] == "Service" && addresses == cluster.size() && sliced == cluster.size() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "bootstrap objects did not settle: {dns} {ep}");
+        assert!(std::time::Instant::now() < deadline, "bootstrap objects did not settle: {dns} {ep} {slices}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let before = store_state(&cluster).await;
