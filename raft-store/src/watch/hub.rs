@@ -15,6 +15,8 @@ use crate::mvcc::model::RevisionEvents;
 
 /// How many revisions a slow watcher may fall behind before it falls back to reading history from disk.
 const CHANNEL_CAPACITY: usize = 4096;
+/// Revisions with waiters beyond which a new wait first drops the waiters that gave up.
+const PRUNE_WAITERS_AT: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub enum HubMessage {
@@ -102,6 +104,14 @@ impl WatchHub {
         if st.revision >= revision {
             return None;
         }
+        if st.waiters.len() >= PRUNE_WAITERS_AT {
+            // Waiters that gave up (timed out) on a revision this replica has not reached, such as
+            // one that can no longer hear the leader, would otherwise pile up.
+            st.waiters.retain(|_, waiting| {
+                waiting.retain(|w| !w.is_closed());
+                !waiting.is_empty()
+            });
+        }
         let (tx, rx) = oneshot::channel();
         st.waiters.entry(revision).or_default().push(tx);
         Some(rx)
@@ -149,6 +159,19 @@ mod tests {
         assert_eq!(hub.fence(), 6, "the fence never goes back");
         hub.publish(at(7));
         assert_eq!(hub.fence(), 7);
+    }
+
+    #[test]
+    fn waiters_that_gave_up_are_dropped_once_many_revisions_are_waited_for() {
+        let hub = WatchHub::new(0);
+        for revision in 1..=PRUNE_WAITERS_AT as i64 {
+            drop(hub.wait_for(revision));
+        }
+        assert_eq!(hub.lock().waiters.len(), PRUNE_WAITERS_AT, "no pruning below the threshold");
+        let mut kept = hub.wait_for(5_000).expect("not applied");
+        assert_eq!(hub.lock().waiters.len(), 1, "only the live waiter is left");
+        hub.publish(at(5_000));
+        assert_eq!(kept.try_recv(), Ok(()));
     }
 
     #[test]
