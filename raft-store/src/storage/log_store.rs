@@ -37,8 +37,37 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct RocksLogStore {
     db: Arc<DB>,
-    syncer: Arc<std::sync::Mutex<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    syncer: Arc<Syncer>,
     metrics: Arc<StoreMetrics>,
+}
+
+/// The sync thread and the queue to it. Dropped with the last clone of the store: that closes the
+/// queue and waits for the thread to finish, so the thread's database handle is gone before the
+/// caller goes on. (A thread still closing the database while the process exits aborted it in
+/// RocksDB's static teardown: "pthread lock: Invalid argument".)
+struct Syncer {
+    queue: std::sync::Mutex<Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Syncer {
+    /// Queues `callback` for the next fsync; hands it back if the thread is gone.
+    fn send(&self, callback: LogFlushed<TypeConfig>) -> Result<(), LogFlushed<TypeConfig>> {
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        match queue.as_ref() {
+            Some(tx) => tx.send(callback).map_err(|std::sync::mpsc::SendError(cb)| cb),
+            None => Err(callback),
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        drop(self.queue.get_mut().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(thread) = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Fsyncs the WAL for queued appends, as many at a time as have queued up, then acknowledges them.
@@ -79,11 +108,12 @@ impl RocksLogStore {
         let (tx, rx) = std::sync::mpsc::channel();
         let sync_db = db.clone();
         let sync_metrics = metrics.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || run_syncer(sync_db, rx, sync_metrics))
             .expect("spawning the log sync thread");
-        Self { db, syncer: Arc::new(std::sync::Mutex::new(tx)), metrics }
+        let syncer = Syncer { queue: std::sync::Mutex::new(Some(tx)), thread: std::sync::Mutex::new(Some(thread)) };
+        Self { db, syncer: Arc::new(syncer), metrics }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -213,8 +243,7 @@ impl RaftLogStorage<TypeConfig> for RocksLogStore {
         }
         // Not synced here: the entries are readable now, durable once the syncer's fsync covers them.
         self.db.write(batch).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
-        let sent = self.syncer.lock().unwrap_or_else(|p| p.into_inner()).send(callback);
-        if let Err(std::sync::mpsc::SendError(cb)) = sent {
+        if let Err(cb) = self.syncer.send(callback) {
             cb.log_io_completed(Err(std::io::Error::other("log sync thread stopped")));
         }
         Ok(())
