@@ -46,15 +46,15 @@ pub struct RocksLogStore {
 /// caller goes on. (A thread still closing the database while the process exits aborted it in
 /// RocksDB's static teardown: "pthread lock: Invalid argument".)
 struct Syncer {
-    queue: std::sync::Mutex<Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// `Some` until `drop`.
+    queue: Option<std::sync::mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Syncer {
     /// Queues `callback` for the next fsync; hands it back if the thread is gone.
     fn send(&self, callback: LogFlushed<TypeConfig>) -> Result<(), LogFlushed<TypeConfig>> {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        match queue.as_ref() {
+        match &self.queue {
             Some(tx) => tx.send(callback).map_err(|std::sync::mpsc::SendError(cb)| cb),
             None => Err(callback),
         }
@@ -63,8 +63,8 @@ impl Syncer {
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        drop(self.queue.get_mut().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(thread) = self.thread.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
@@ -112,7 +112,7 @@ impl RocksLogStore {
             .name("raft-log-sync".into())
             .spawn(move || run_syncer(sync_db, rx, sync_metrics))
             .expect("spawning the log sync thread");
-        let syncer = Syncer { queue: std::sync::Mutex::new(Some(tx)), thread: std::sync::Mutex::new(Some(thread)) };
+        let syncer = Syncer { queue: Some(tx), thread: Some(thread) };
         Self { db, syncer: Arc::new(syncer), metrics }
     }
 
