@@ -42,6 +42,11 @@ pub fn cpu_time(pid: Option<u32>) -> Result<Duration, CpuError> {
     parse_stat(&text).ok_or(CpuError::Parse { path })
 }
 
+/// CPU time used so far by all of `pids` together (`None` if one cannot be read).
+pub fn total_cpu_time(pids: &[u32]) -> Option<Duration> {
+    pids.iter().map(|pid| cpu_time(Some(*pid)).ok()).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +61,14 @@ mod tests {
     #[test]
     fn this_process_has_a_cpu_time() {
         assert!(cpu_time(None).is_ok());
+    }
+
+    #[test]
+    fn the_total_cpu_time_is_summed_and_unreadable_pids_give_none() {
+        let me = std::process::id();
+        let one = total_cpu_time(&[me]).expect("own cpu time");
+        let two = total_cpu_time(&[me, me]).expect("own cpu time twice");
+        assert!(two >= one * 2, "{two:?} < 2 x {one:?}");
+        assert_eq!(total_cpu_time(&[me, u32::MAX]), None);
     }
 }

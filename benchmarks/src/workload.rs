@@ -39,7 +39,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::cpu::cpu_time;
+use crate::cpu::total_cpu_time;
 use crate::latency::{LatencyError, LatencyRecorder, LatencySummary};
 
 /// Attempts per request during the preload before giving up.
@@ -209,11 +209,6 @@ impl LevelResult {
     }
 }
 
-/// CPU time used so far by all of `pids` together.
-fn servers_cpu(pids: &[u32]) -> Option<Duration> {
-    pids.iter().map(|pid| cpu_time(Some(*pid)).ok()).sum()
-}
-
 /// Result of the preload.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct PreloadResult {
@@ -312,9 +307,9 @@ impl LoadGenerator {
             set.spawn(client_task(kv, ctx));
         }
         tokio::time::sleep_until(measure_start.into()).await;
-        let cpu_start = servers_cpu(servers);
+        let cpu_start = total_cpu_time(servers);
         tokio::time::sleep_until(end.into()).await;
-        let cpu_end = servers_cpu(servers);
+        let cpu_end = total_cpu_time(servers);
         let mut latency = LatencyRecorder::new()?;
         let (mut ops, mut errors, mut first_error) = (0u64, 0u64, None);
         while let Some(joined) = set.join_next().await {
@@ -546,14 +541,5 @@ mod tests {
         assert_eq!(row.cpu_us_per_op(), None, "no ops: no cost per op");
         row.server_cpu_secs = None;
         assert_eq!(row.cpu_us_per_op(), None);
-    }
-
-    #[test]
-    fn the_servers_cpu_is_summed_and_unreadable_pids_give_none() {
-        let me = std::process::id();
-        let one = servers_cpu(&[me]).expect("own cpu time");
-        let two = servers_cpu(&[me, me]).expect("own cpu time twice");
-        assert!(two >= one * 2, "{two:?} < 2 x {one:?}");
-        assert_eq!(servers_cpu(&[me, u32::MAX]), None);
     }
 }
